@@ -1,0 +1,13 @@
+# The full pipeline wired from TINY, RANDOMLY INITIALISED versions of the real components.
+# Nothing is downloaded. Its outputs are MEANINGLESS (random weights): it exists for tests and
+# smoke runs of the whole toolchain (I/O, writers, resume, CLI), not for labeling.
+_base_ = './_base_/runtime.py'
+custom_imports = dict(imports=['tagging', 'grounding'], allow_failed_imports=False)
+
+tagger = dict(type='RAMPlusTagger', variant='tiny', checkpoint=None, seed=0)
+prompt_builder = dict(type='TagPromptBuilder',
+                      boxable_filter=dict(type='ListBoxableFilter',
+                                          not_boxable=['sky', 'sunset', 'running', 'red', 'indoor', 'outdoor']))
+detector = dict(type='GroundingDINODetector', variant='tiny', checkpoint=None, box_threshold=0.0,
+                text_threshold=0.0, max_detections=5, seed=0)
+mask_head = dict(type='TAPMaskHead', variant='tiny', checkpoint=None, concepts=None, seed=0)

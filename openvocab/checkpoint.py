@@ -1,0 +1,57 @@
+"""Safe checkpoint reading and strict loading with one clear message."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Optional
+
+import torch
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that does not fit the model (wrong keys or shapes) or cannot be read."""
+
+
+def read_state_dict(path: os.PathLike | str, *, key: Optional[str] = None) -> dict[str, torch.Tensor]:
+    """Read a ``.safetensors`` file or a torch file with ``weights_only=True``.
+
+    ``key``: take ``obj[key]`` if the file holds a dict with it (e.g. ``'model'`` in official
+    releases); a plain state_dict is returned as is.
+    """
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj = load_file(str(path))
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{path}: cannot read checkpoint ({type(e).__name__}: {e})") from None
+    if key is not None and isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
+        obj = obj[key]
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path}: not a state_dict of tensors")
+    return dict(obj)
+
+
+def load_strict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], *,
+                source: str = "checkpoint") -> None:
+    """``model.load_state_dict(strict=True)`` with one message naming missing/unexpected/mis-shaped keys."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    shapes = sorted(f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+                    for k in set(own) & set(state_dict) if own[k].shape != state_dict[k].shape)
+    if missing or unexpected or shapes:
+        def fmt(keys, n=10):
+            return ", ".join(keys[:n]) + (f" ... (+{len(keys) - n} more)" if len(keys) > n else "")
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys: {fmt(missing)}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys: {fmt(unexpected)}")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatches: {fmt(shapes, 5)}")
+        raise CheckpointError(f"{source} does not fit {type(model).__name__}: " + "; ".join(parts))
+    model.load_state_dict(state_dict, strict=True)

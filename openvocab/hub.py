@@ -1,0 +1,169 @@
+"""Finding, downloading and caching checkpoints and data files.
+
+Weight metadata is data (:class:`RemoteFile`), not code. :func:`resolve` looks, in order, in
+
+1. the directories given by ``--checkpoint-dir`` / :func:`set_checkpoint_dirs` and the
+   ``OPENVOCAB_CHECKPOINT_DIR`` environment variable (``os.pathsep``-separated);
+2. the Hugging Face cache (``hf_hub_download``; honours ``HF_HUB_OFFLINE``) for files on the hub;
+3. openvocab's own cache (``OPENVOCAB_CACHE``, default ``~/.cache/openvocab``) for plain URLs,
+
+and downloads into the cache when allowed. Downloads check sha256 where it is known. If the
+file cannot be had, :class:`MissingFileError` says which file, where it comes from and how to
+point at a local copy.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+ENV_CHECKPOINT_DIR = "OPENVOCAB_CHECKPOINT_DIR"
+ENV_CACHE = "OPENVOCAB_CACHE"
+
+_checkpoint_dirs: list[Path] = []
+
+
+class MissingFileError(RuntimeError):
+    """A checkpoint or data file is not available locally and could not be downloaded."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """Where a checkpoint/data file comes from.
+
+    Attributes:
+        filename: the file's name on disk (looked up in checkpoint dirs under this name).
+        hf_repo: Hugging Face repo id, if the file lives on the hub.
+        hf_filename: path inside the repo (defaults to ``filename``).
+        url: plain URL, if not on the hub (or as a fallback).
+        sha256: expected hex digest, checked after download (``None`` = not published).
+        description: what the file is, for messages.
+    """
+
+    filename: str
+    hf_repo: Optional[str] = None
+    hf_filename: Optional[str] = None
+    url: Optional[str] = None
+    sha256: Optional[str] = None
+    description: str = ""
+
+    @property
+    def source(self) -> str:
+        if self.hf_repo:
+            return f"https://huggingface.co/{self.hf_repo}/blob/main/{self.hf_filename or self.filename}"
+        return self.url or "(no download location known)"
+
+
+def set_checkpoint_dirs(dirs: Sequence[os.PathLike | str]) -> None:
+    """Directories searched first for checkpoints (the CLI's ``--checkpoint-dir``)."""
+    _checkpoint_dirs[:] = [Path(d).expanduser() for d in dirs]
+
+
+def checkpoint_dirs() -> list[Path]:
+    env = [Path(p).expanduser() for p in os.environ.get(ENV_CHECKPOINT_DIR, "").split(os.pathsep) if p]
+    return list(_checkpoint_dirs) + env
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(ENV_CACHE, "~/.cache/openvocab")).expanduser()
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
+
+
+def sha256sum(path: os.PathLike | str, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _missing(spec: RemoteFile, reason: str) -> MissingFileError:
+    what = f" ({spec.description})" if spec.description else ""
+    return MissingFileError(
+        f"Missing file '{spec.filename}'{what}: {reason}.\n"
+        f"  It is downloaded from {spec.source} on first use.\n"
+        f"  To use a local copy, put it in a folder and pass --checkpoint-dir FOLDER "
+        f"or set {ENV_CHECKPOINT_DIR}=FOLDER (searched: "
+        f"{', '.join(map(str, checkpoint_dirs())) or 'none given'}).")
+
+
+def _download_url(spec: RemoteFile, dest: Path) -> None:
+    from tqdm import tqdm
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(spec.url, timeout=60) as resp:
+            total = int(resp.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=spec.filename) as bar:
+                while block := resp.read(1 << 20):
+                    out.write(block)
+                    bar.update(len(block))
+        if spec.sha256:
+            got = sha256sum(tmp)
+            if got != spec.sha256:
+                raise MissingFileError(f"Downloaded '{spec.filename}' from {spec.url} has sha256 "
+                                       f"{got}, expected {spec.sha256}; the file was discarded.")
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def resolve(spec: RemoteFile | str, *, download: bool = True) -> Path:
+    """Local path of ``spec``; downloads into the cache if needed and allowed.
+
+    ``spec`` may also be a plain path string to an existing file.
+    """
+    if isinstance(spec, (str, os.PathLike)):
+        path = Path(spec).expanduser()
+        if path.is_file():
+            return path
+        for d in checkpoint_dirs():
+            if (d / path.name).is_file():
+                return d / path.name
+        raise MissingFileError(f"Missing file '{spec}': no such file (searched also "
+                               f"{', '.join(map(str, checkpoint_dirs())) or 'no --checkpoint-dir'}).")
+    for d in checkpoint_dirs():
+        if (d / spec.filename).is_file():
+            return d / spec.filename
+    cached = cache_dir() / spec.filename
+    if cached.is_file():
+        return cached
+    if spec.hf_repo:
+        try:
+            from huggingface_hub import hf_hub_download
+
+            return Path(hf_hub_download(spec.hf_repo, spec.hf_filename or spec.filename,
+                                        local_files_only=offline() or not download))
+        except Exception as e:  # offline, no network, 404...: fall through to the URL or fail
+            hf_error = f"not in the Hugging Face cache and could not be downloaded ({type(e).__name__})"
+        if not spec.url:
+            raise _missing(spec, hf_error) from None
+    if not spec.url:
+        raise _missing(spec, "no download location is known")
+    if offline() or not download:
+        raise _missing(spec, "not cached and downloads are off (HF_HUB_OFFLINE)")
+    try:
+        _download_url(spec, cached)
+    except MissingFileError:
+        raise
+    except Exception as e:
+        raise _missing(spec, f"download failed ({type(e).__name__}: {e})") from None
+    return cached
+
+
+def copy_into_cache(path: os.PathLike | str, spec: RemoteFile) -> Path:
+    """Put a local file where :func:`resolve` will find it (for offline set-up)."""
+    dest = cache_dir() / spec.filename
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, dest)
+    return dest

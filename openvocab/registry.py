@@ -1,0 +1,49 @@
+"""Every openvocab registry, in one place, under the explicit scope ``openvocab``.
+
+Components from any package (``tagging``, ``grounding`` or a researcher's own) register
+into these registries; configs load such packages with ``custom_imports`` and build
+components by ``type`` name. ``openvocab`` itself never imports those packages.
+"""
+from __future__ import annotations
+
+from mmengine.registry import Registry
+
+SCOPE = "openvocab"
+
+#: Image -> :class:`openvocab.structures.Tags` (e.g. RAM++).
+TAGGERS = Registry("tagger", scope=SCOPE)
+#: Tags -> detector prompts with per-tag character spans.
+PROMPT_BUILDERS = Registry("prompt builder", scope=SCOPE, locations=["openvocab.prompt"])
+#: Decides which tags can be boxed (objects) and which stay image-level only.
+BOXABLE_FILTERS = Registry("boxable filter", scope=SCOPE, locations=["openvocab.prompt"])
+#: Image + prompt -> :class:`openvocab.structures.Detections` (e.g. Grounding DINO).
+DETECTORS = Registry("detector", scope=SCOPE)
+#: Image + boxes -> :class:`openvocab.structures.Regions` (e.g. TAP, SAM).
+MASK_HEADS = Registry("mask head", scope=SCOPE)
+#: :class:`openvocab.structures.ImageResult` -> files (COCO, JSONL, YOLO, LabelMe, overlays).
+WRITERS = Registry("writer", scope=SCOPE, locations=["openvocab.writers"])
+#: Text encoders (CLIP text tower for tag descriptions / concept matrices).
+TEXT_ENCODERS = Registry("text encoder", scope=SCOPE)
+#: Backends that write visual descriptions of tags (local LM, HTTP endpoint).
+DESCRIPTION_BACKENDS = Registry("description backend", scope=SCOPE)
+#: Offline tools built from configs by the CLI (``describe-tags``, ``embed-tags``, ``parse-captions``...).
+TOOLS = Registry("tool", scope=SCOPE)
+#: Training: datasets, trainable models and metrics (mmengine Runner components).
+DATASETS = Registry("dataset", scope=SCOPE)
+MODELS = Registry("model", scope=SCOPE)
+METRICS = Registry("metric", scope=SCOPE)
+
+ALL_REGISTRIES = {
+    "taggers": TAGGERS,
+    "prompt_builders": PROMPT_BUILDERS,
+    "boxable_filters": BOXABLE_FILTERS,
+    "detectors": DETECTORS,
+    "mask_heads": MASK_HEADS,
+    "writers": WRITERS,
+    "text_encoders": TEXT_ENCODERS,
+    "description_backends": DESCRIPTION_BACKENDS,
+    "tools": TOOLS,
+    "datasets": DATASETS,
+    "models": MODELS,
+    "metrics": METRICS,
+}

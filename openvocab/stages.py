@@ -1,0 +1,130 @@
+"""The interfaces of the pipeline's stages.
+
+A component registers into :mod:`openvocab.registry` and subclasses one of these. Constructors
+are cheap and do no I/O; :meth:`Stage.setup` resolves weights (download + cache, see
+:mod:`openvocab.hub`) and moves the model to a device. The pipeline calls ``setup`` for every
+stage before the first image, so a missing checkpoint stops the job at once.
+"""
+from __future__ import annotations
+
+import abc
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from .structures import Detections, Prompt, Regions, Tags
+
+
+class Stage(abc.ABC):
+    """Base of every model stage."""
+
+    def setup(self, device: str = "cpu") -> None:
+        """Load weights (may download into the cache) and move to ``device``. Idempotent."""
+
+    def required_files(self) -> list[str]:
+        """Human-readable names of the checkpoints/data this stage will need (for ``--help``/errors)."""
+        return []
+
+
+class Tagger(Stage):
+    """Images -> image-level tags."""
+
+    @abc.abstractmethod
+    def tag(self, images: Sequence[np.ndarray]) -> list[Tags]:
+        """Tag a batch of RGB uint8 ``[H, W, 3]`` images; one :class:`Tags` per image."""
+
+
+class Detector(Stage):
+    """Image + prompt -> boxes tied to the prompt's tags."""
+
+    #: the text encoder's token limit (prompts longer than this are split into chunks)
+    max_text_tokens: int = 256
+
+    @abc.abstractmethod
+    def count_tokens(self, text: str) -> int:
+        """Number of text tokens ``text`` takes, special tokens included."""
+
+    @abc.abstractmethod
+    def detect(self, images: Sequence[np.ndarray],
+               prompts: Sequence[Sequence[Prompt]]) -> list[Detections]:
+        """Detect in a batch; ``prompts[i]`` are the prompt chunks for ``images[i]``.
+
+        Every box is labelled with exactly one tag of its image's prompts; boxes are xyxy in
+        original-image pixels.
+        """
+
+    def detect_text(self, images: Sequence[np.ndarray], texts: Sequence[str]) -> list[Detections]:
+        """Free-text grounding (``openvocab detect "the man in a red shirt"``): phrases are spans."""
+        raise NotImplementedError(f"{type(self).__name__} has no free-text mode")
+
+
+class MaskHead(Stage):
+    """Promptable segmentation, Predictor style: :meth:`set_image` once, :meth:`predict` many times."""
+
+    @abc.abstractmethod
+    def set_image(self, image: np.ndarray) -> None:
+        """Encode one RGB uint8 ``[H, W, 3]`` image."""
+
+    @abc.abstractmethod
+    def predict(self, *, boxes: Optional[np.ndarray] = None,
+                points: Optional[np.ndarray] = None,
+                point_labels: Optional[np.ndarray] = None) -> Regions:
+        """Masks for prompts on the current image.
+
+        Args:
+            boxes: ``float32 [N, 4]`` xyxy in original-image pixels.
+            points: ``float32 [N, P, 2]`` xy in original-image pixels.
+            point_labels: ``int [N, P]``, 1 foreground, 0 background.
+        """
+
+    def segment(self, image: np.ndarray, detections: Detections) -> Regions:
+        """One :class:`Regions` aligned with ``detections`` (boxes as prompts)."""
+        self.set_image(image)
+        if len(detections) == 0:
+            return Regions()
+        return self.predict(boxes=detections.boxes)
+
+
+class BoxableFilter(abc.ABC):
+    """Decides whether a tag names something that can be boxed (an object) or not (scene, action...)."""
+
+    @abc.abstractmethod
+    def is_boxable(self, tag: str) -> bool:
+        ...
+
+
+class PromptBuilder(abc.ABC):
+    """Tags -> detector prompts (chunks under the detector's token limit) with per-tag spans."""
+
+    @abc.abstractmethod
+    def build(self, names: Sequence[str], count_tokens: Callable[[str], int],
+              max_tokens: int) -> list[Prompt]:
+        ...
+
+    @abc.abstractmethod
+    def is_boxable(self, tag: str) -> bool:
+        ...
+
+
+class TagDescriber(abc.ABC):
+    """Writes visual descriptions of tags (RAM++ recipe); the ``describe-tags`` command uses it."""
+
+    @abc.abstractmethod
+    def describe(self, tags: Sequence[str]) -> dict[str, list[str]]:
+        """``{tag: [descriptions]}``; the first description is ``"a photo of a {tag}."``."""
+
+
+class DescriptionEmbedder(abc.ABC):
+    """Embeds tag descriptions into a file the tagger loads as open-set tags (``embed-tags``)."""
+
+    @abc.abstractmethod
+    def embed_to_file(self, descriptions: dict[str, list[str]], out_path: str) -> None:
+        ...
+
+
+class CaptionParser(abc.ABC):
+    """Captions -> tags of a tag list (``parse-captions``)."""
+
+    @abc.abstractmethod
+    def parse(self, captions: Sequence[str]) -> list[list[str]]:
+        """One list of tags per caption."""

@@ -1,0 +1,4 @@
+"""openvocab taggers (RAM++), open-set tag descriptions and tag text tools.
+
+Importing this package registers its components into ``openvocab.registry``.
+"""

@@ -1,0 +1,87 @@
+"""A stand-alone plugin package (not part of openvocab/tagging/grounding).
+
+It shows how a researcher's own components plug in: register into ``openvocab.registry`` and
+name the package in a config's ``custom_imports``. The components are deterministic toys
+whose outputs the tests can predict exactly.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from openvocab.registry import DETECTORS, MASK_HEADS, TAGGERS
+from openvocab.stages import Detector, MaskHead, Tagger
+from openvocab.structures import Detections, Regions, Tag, Tags, TagSource
+
+
+@TAGGERS.register_module()
+class BrightnessTagger(Tagger):
+    """Tags 'bright' (non-boxable attribute) and 'box' by image brightness; 'dark' otherwise."""
+
+    def __init__(self, *, threshold: float = 127.0) -> None:
+        self.threshold = threshold
+        self.device = None
+
+    def setup(self, device: str = "cpu") -> None:
+        self.device = device
+
+    def tag(self, images: Sequence[np.ndarray]) -> list[Tags]:
+        out = []
+        for img in images:
+            m = float(img.mean())
+            if m > self.threshold:
+                out.append(Tags((Tag("bright", m / 255.0, TagSource.CLOSED_SET),
+                                 Tag("box", 0.9, TagSource.CLOSED_SET))))
+            else:
+                out.append(Tags((Tag("dark", 1 - m / 255.0, TagSource.CLOSED_SET),)))
+        return out
+
+
+@DETECTORS.register_module()
+class CentreBoxDetector(Detector):
+    """One box per prompt tag: the central half of the image, score 0.5 + 0.1 * tag index."""
+
+    max_text_tokens = 16
+
+    def __init__(self, *, fail_on_width: Optional[int] = None) -> None:
+        self.fail_on_width = fail_on_width
+        self.calls: list[list[str]] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split()) + 2
+
+    def detect(self, images, prompts):
+        out = []
+        for img, chunks in zip(images, prompts):
+            if self.fail_on_width is not None and img.shape[1] == self.fail_on_width:
+                raise RuntimeError("toy detector failure")
+            h, w = img.shape[:2]
+            names = [n for p in chunks for n in p.names]
+            self.calls.append([p.caption for p in chunks])
+            boxes = np.array([[w / 4, h / 4, 3 * w / 4, 3 * h / 4]] * len(names), np.float32)
+            scores = 0.5 + 0.1 * np.arange(len(names), dtype=np.float32)
+            out.append(Detections(boxes=boxes.reshape(-1, 4), scores=np.minimum(scores, 1.0),
+                                  labels=tuple(names)))
+        return out
+
+
+@MASK_HEADS.register_module()
+class BoxMaskHead(MaskHead):
+    """The mask of a box prompt is the box itself; caption 'a <w>x<h> box'."""
+
+    def set_image(self, image: np.ndarray) -> None:
+        self.shape = image.shape[:2]
+
+    def predict(self, *, boxes=None, points=None, point_labels=None) -> Regions:
+        h, w = self.shape
+        masks, caps = [], []
+        for x1, y1, x2, y2 in np.asarray(boxes):
+            m = np.zeros((h, w), np.uint8, order="F")
+            m[int(y1):int(y2), int(x1):int(x2)] = 1
+            rle = mask_utils.encode(m)
+            rle["counts"] = rle["counts"].decode()
+            masks.append(rle)
+            caps.append(f"a {int(x2 - x1)}x{int(y2 - y1)} box")
+        return Regions(masks=masks, mask_scores=np.ones(len(masks), np.float32), captions=caps)
