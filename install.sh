@@ -10,4 +10,4 @@ extras=""
 [ "${1:-}" = "--test" ] && extras="[test]"
 python3 -m pip install -q -e ".${extras}"
 # WordNet is not on PyPI: Debian's wordnet packages, copied into NLTK's data folder.
-# (WordNet set-up: added with the text tools)
+openvocab-setup-wordnet

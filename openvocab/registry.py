@@ -6,6 +6,9 @@ components by ``type`` name. ``openvocab`` itself never imports those packages.
 """
 from __future__ import annotations
 
+from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import METRICS as MMENGINE_METRICS
+from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
 
 SCOPE = "openvocab"
@@ -28,10 +31,11 @@ TEXT_ENCODERS = Registry("text encoder", scope=SCOPE)
 DESCRIPTION_BACKENDS = Registry("description backend", scope=SCOPE)
 #: Offline tools built from configs by the CLI (``describe-tags``, ``embed-tags``, ``parse-captions``...).
 TOOLS = Registry("tool", scope=SCOPE)
-#: Training: datasets, trainable models and metrics (mmengine Runner components).
-DATASETS = Registry("dataset", scope=SCOPE)
-MODELS = Registry("model", scope=SCOPE)
-METRICS = Registry("metric", scope=SCOPE)
+#: Training: datasets, trainable models and metrics. Children of mmengine's registries, so an
+#: mmengine ``Runner`` with ``default_scope='openvocab'`` builds them by name.
+DATASETS = Registry("dataset", parent=MMENGINE_DATASETS, scope=SCOPE, locations=["openvocab.training.datasets"])
+MODELS = Registry("model", parent=MMENGINE_MODELS, scope=SCOPE)
+METRICS = Registry("metric", parent=MMENGINE_METRICS, scope=SCOPE)
 
 ALL_REGISTRIES = {
     "taggers": TAGGERS,

@@ -8,28 +8,41 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import time
+
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from openvocab import hub
 from openvocab.registry import DETECTORS, MASK_HEADS, TAGGERS
 from openvocab.stages import Detector, MaskHead, Tagger
 from openvocab.structures import Detections, Regions, Tag, Tags, TagSource
+
+
+WEIGHTS = {"toy_weights": hub.RemoteFile("toy_tagger_weights.pth", hf_repo="toy-org/toy-tagger",
+                                         description="toy tagger weights")}
 
 
 @TAGGERS.register_module()
 class BrightnessTagger(Tagger):
     """Tags 'bright' (non-boxable attribute) and 'box' by image brightness; 'dark' otherwise."""
 
-    def __init__(self, *, threshold: float = 127.0) -> None:
+    def __init__(self, *, threshold: float = 127.0, delay: float = 0.0,
+                 checkpoint: Optional[str] = None) -> None:
         self.threshold = threshold
+        self.delay = delay
+        self.checkpoint = checkpoint
         self.device = None
 
     def setup(self, device: str = "cpu") -> None:
+        if self.checkpoint is not None:  # resolved like a real model's weights
+            hub.resolve(WEIGHTS[self.checkpoint])
         self.device = device
 
     def tag(self, images: Sequence[np.ndarray]) -> list[Tags]:
         out = []
         for img in images:
+            time.sleep(self.delay)
             m = float(img.mean())
             if m > self.threshold:
                 out.append(Tags((Tag("bright", m / 255.0, TagSource.CLOSED_SET),
@@ -51,6 +64,13 @@ class CentreBoxDetector(Detector):
 
     def count_tokens(self, text: str) -> int:
         return len(text.split()) + 2
+
+    def detect_text(self, images, texts):
+        out = []
+        for img, text in zip(images, texts):
+            h, w = img.shape[:2]
+            out.append(Detections(boxes=[[0, 0, w, h]], scores=[0.75], labels=(text,), phrases=(text,)))
+        return out
 
     def detect(self, images, prompts):
         out = []

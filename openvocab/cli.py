@@ -1,0 +1,156 @@
+"""The ``openvocab`` command.
+
+    openvocab label INPUT... --config CFG --out DIR     label images (tag -> detect -> segment)
+    openvocab tag INPUT...                             print image tags
+    openvocab detect "TEXT" INPUT...                   free-text grounding
+    openvocab describe-tags TAG... --out F.json        LLM descriptions of new tags (RAM++ recipe)
+    openvocab embed-tags F.json --out F.safetensors    CLIP-embed descriptions for the tagger
+    openvocab parse-captions FILE --tags LIST --out F  captions -> tags JSONL (training labels)
+    openvocab eval ...                                 tag mAP, box/mask AP, run comparison
+    openvocab train CONFIG --work-dir DIR              fine-tune (mmengine Runner, resumable)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+DEFAULT_CONFIG = "full_pipeline"
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one message, no traceback."""
+
+
+def resolve_config(name: str) -> Path:
+    """A config path, or a name under the repository's ``configs/`` (with or without ``.py``)."""
+    for cand in (Path(name), REPO_CONFIGS / name, REPO_CONFIGS / f"{name}.py"):
+        if cand.is_file():
+            return cand
+    raise UserError(f"Config {name!r} not found (looked at {name} and {REPO_CONFIGS}/{name}[.py])")
+
+
+def load_config(name: str, options: Optional[Sequence[str]] = None):
+    from mmengine.config import Config, DictAction
+
+    path = resolve_config(name)
+    try:
+        cfg = Config.fromfile(str(path))
+    except ImportError as e:
+        raise UserError(f"{path}: cannot import a package named in custom_imports ({e})") from None
+    except Exception as e:
+        raise UserError(f"{path}: invalid config ({type(e).__name__}: {e})") from None
+    if options:
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--o", nargs="+", action=DictAction)
+        cfg.merge_from_dict(parser.parse_args(["--o", *options]).o)
+    return cfg
+
+
+def _common(p: argparse.ArgumentParser, default_config: str) -> None:
+    p.add_argument("--config", "-c", default=default_config,
+                   help=f"pipeline config file or name under configs/ (default: {default_config})")
+    p.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE",
+                   help="override config entries, e.g. detector.box_threshold=0.3")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: the config's, else cpu)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast precision")
+    p.add_argument("--checkpoint-dir", action="append", default=[], metavar="DIR",
+                   help="folder holding downloaded checkpoints (repeatable; also $OPENVOCAB_CHECKPOINT_DIR)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="openvocab", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("label", help="label images: tags, boxes, masks -> COCO/JSONL/YOLO/LabelMe/overlays")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, globs or .txt lists of paths")
+    p.add_argument("--out", "-o", required=True, help="output folder")
+    _common(p, DEFAULT_CONFIG)
+    p.add_argument("--vocab", help='user vocabulary instead of the tagger, e.g. "cat, dog, fire hydrant"')
+    p.add_argument("--formats", default="coco,jsonl", help="comma list of coco,jsonl,yolo,labelme (default coco,jsonl)")
+    p.add_argument("--vis", action="store_true", help="also write overlay pictures to OUT/vis/")
+    p.add_argument("--batch-size", type=int, default=None, help="images per batch (default: config's, else 1)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted job in the same --out")
+    p.add_argument("--max-pixels", type=int, default=None, help="refuse images larger than this (bombs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("tag", help="print the tags of images")
+    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    _common(p, "tagger_only")
+    p.add_argument("--json", action="store_true", help="one JSON line per image")
+
+    p = sub.add_parser("detect", help='free-text grounding: openvocab detect "a red car" IMAGE...')
+    p.add_argument("text")
+    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    _common(p, "detect_segment")
+    p.add_argument("--json", action="store_true", help="one JSON line per image")
+
+    p = sub.add_parser("describe-tags", help="write LLM descriptions of new tags (RAM++ recipe)")
+    p.add_argument("tags", nargs="+", metavar="TAG")
+    p.add_argument("--out", "-o", required=True, help="descriptions JSON ([{tag: [descriptions]}])")
+    p.add_argument("--config", "-c", default="tools/describe_tags")
+    p.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE")
+
+    p = sub.add_parser("embed-tags", help="CLIP-embed tag descriptions into an open-set file for the tagger")
+    p.add_argument("descriptions", help="descriptions JSON from describe-tags")
+    p.add_argument("--out", "-o", required=True, help="output .safetensors")
+    p.add_argument("--config", "-c", default="tools/embed_tags")
+    p.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE")
+    p.add_argument("--checkpoint-dir", action="append", default=[], metavar="DIR")
+
+    p = sub.add_parser("parse-captions", help="captions -> image tags JSONL (training labels)")
+    p.add_argument("file", help="JSONL {file, caption}, 'file<TAB>caption' lines, or one caption per line")
+    p.add_argument("--tags", required=True, help="tag list file (one tag per line)")
+    p.add_argument("--out", "-o", required=True, help="output JSONL")
+    p.add_argument("--config", "-c", default="tools/parse_captions")
+    p.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE")
+
+    p = sub.add_parser("train", help="fine-tune a tagger or detector with mmengine (configs/train/)")
+    p.add_argument("config", help="training config (file or name under configs/, e.g. train/tagger_tiny)")
+    p.add_argument("--work-dir", help="checkpoints and logs (default: the config's work_dir)")
+    p.add_argument("--max-iters", type=int, help="override train_cfg.max_iters")
+    p.add_argument("--no-resume", action="store_true", help="start over instead of resuming the last checkpoint")
+    p.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE")
+    p.add_argument("--checkpoint-dir", action="append", default=[], metavar="DIR")
+
+    sub.add_parser("eval", help="evaluate tags/boxes/masks (openvocab eval --help)", add_help=False)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["eval"]:
+        from .evaluation.cli import main as eval_main
+
+        return eval_main(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not args.command:
+        parser.print_help()
+        return 2
+    from . import commands
+    from .checkpoint import CheckpointError
+    from .hub import MissingFileError, set_checkpoint_dirs
+
+    set_checkpoint_dirs(getattr(args, "checkpoint_dir", []) or [])
+    try:
+        return getattr(commands, args.command.replace("-", "_"))(args)
+    except (UserError, MissingFileError, CheckpointError) as e:
+        print(f"openvocab {args.command}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted (resume with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""The CLI's sub-commands (argument parsing is in :mod:`openvocab.cli`)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .cli import UserError, load_config
+
+
+def _pipeline(args: argparse.Namespace, *, vocabulary=None, need=()):
+    from .pipeline import build_pipeline
+
+    cfg = load_config(args.config, args.cfg_options)
+    try:
+        pipe = build_pipeline(cfg, vocabulary=vocabulary, device=args.device, precision=args.precision)
+    except (KeyError, ValueError, TypeError) as e:
+        raise UserError(f"{args.config}: cannot build the pipeline ({e})") from None
+    for stage in need:
+        if getattr(pipe, stage) is None:
+            raise UserError(f"config {args.config} has no {stage.replace('_', ' ')}")
+    return cfg, pipe
+
+
+def label(args: argparse.Namespace) -> int:
+    from .job import parse_formats, run_job
+
+    try:
+        formats = parse_formats(args.formats)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    cfg, pipe = _pipeline(args, vocabulary=args.vocab)
+    batch = args.batch_size or cfg.get("batch_size", 1)
+    summary = run_job(pipe, args.inputs, args.out, formats=formats, vis=args.vis, batch_size=batch,
+                      resume=args.resume, max_pixels=args.max_pixels, progress=not args.no_progress)
+    rate = summary.labeled / summary.seconds if summary.seconds else 0.0
+    print(f"labeled {summary.labeled} images ({summary.skipped} already done, {len(summary.failed)} failed) "
+          f"in {summary.seconds:.1f}s ({rate:.2f} img/s) -> {args.out}", file=sys.stderr)
+    if summary.failed:
+        print(f"failures are listed in {Path(args.out) / 'failures.jsonl'}", file=sys.stderr)
+    return summary.exit_code
+
+
+def _each_image(inputs):
+    """(file, image, info) for loadable inputs; (file, None, error) for the others."""
+    from .images import ImageLoadError, expand_inputs, load_image
+
+    files, missing = expand_inputs(list(inputs))
+    for m in missing:
+        yield m, None, "no such file or directory"
+    for f in files:
+        try:
+            img, info = load_image(f)
+        except ImageLoadError as e:
+            yield f, None, str(e)
+            continue
+        yield f, img, info
+
+
+def tag(args: argparse.Namespace) -> int:
+    _, pipe = _pipeline(args, need=("tagger",))
+    pipe.setup()
+    failed = 0
+    for f, img, info in _each_image(args.inputs):
+        if img is None:
+            print(f"{f}: ERROR {info}", file=sys.stderr)
+            failed += 1
+            continue
+        tags = pipe.image_tags([img])[0]
+        if args.json:
+            print(json.dumps({"file": f, "tags": [{"name": t.name, "score": round(t.score, 4),
+                                                   "source": t.source.value, "name_zh": t.name_zh}
+                                                  for t in tags]}, ensure_ascii=False))
+        else:
+            print(f"{f}: " + " | ".join(f"{t.name} ({t.score:.2f})" for t in tags))
+    return 1 if failed else 0
+
+
+def detect(args: argparse.Namespace) -> int:
+    import torch
+
+    _, pipe = _pipeline(args, vocabulary="object", need=("detector",))
+    pipe.setup()
+    failed = 0
+    for f, img, info in _each_image(args.inputs):
+        if img is None:
+            print(f"{f}: ERROR {info}", file=sys.stderr)
+            failed += 1
+            continue
+        with torch.inference_mode(), pipe._autocast():
+            dets = pipe.detector.detect_text([img], [args.text])[0]
+        rows = [{"box": [round(float(v), 2) for v in b], "score": round(float(s), 4), "phrase": p}
+                for b, s, p in zip(dets.boxes, dets.scores, dets.phrases)]
+        if args.json:
+            print(json.dumps({"file": f, "text": args.text, "detections": rows}))
+        else:
+            print(f"{f}: {len(rows)} boxes")
+            for r in rows:
+                print(f"  {r['phrase']!r} {r['score']:.2f} {r['box']}")
+    return 1 if failed else 0
+
+
+def _tool(args: argparse.Namespace, key: str):
+    from .registry import TOOLS
+
+    cfg = load_config(args.config, args.cfg_options)
+    if key not in cfg:
+        raise UserError(f"{args.config}: no '{key}' entry")
+    return cfg, TOOLS.build(cfg[key])
+
+
+def describe_tags(args: argparse.Namespace) -> int:
+    from .writers.base import atomic_write_text
+
+    _, describer = _tool(args, "describer")
+    out = describer.describe(args.tags)
+    atomic_write_text(args.out, json.dumps([{t: d} for t, d in out.items()], indent=1, ensure_ascii=False))
+    print(f"described {len(out)} tags -> {args.out}", file=sys.stderr)
+    return 0
+
+
+def embed_tags(args: argparse.Namespace) -> int:
+    src = Path(args.descriptions)
+    try:
+        data = json.loads(src.read_text(encoding="utf-8"))
+        if isinstance(data, dict):
+            data = [data]
+        descriptions = {k: list(v) for item in data for k, v in item.items()}
+    except (OSError, ValueError, AttributeError, TypeError) as e:
+        raise UserError(f"{src}: not a descriptions JSON ([{{tag: [descriptions]}}]): {e}") from None
+    _, embedder = _tool(args, "embedder")
+    embedder.embed_to_file(descriptions, args.out)
+    print(f"embedded {len(descriptions)} tags -> {args.out}", file=sys.stderr)
+    return 0
+
+
+def _read_captions(path: Path) -> list[tuple[str, str]]:
+    rows = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise UserError(f"{path}: {e}") from None
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("{"):
+            try:
+                obj = json.loads(line)
+                rows.append((str(obj.get("file", obj.get("image", i))), str(obj["caption"])))
+            except (ValueError, KeyError) as e:
+                raise UserError(f"{path}:{i}: bad JSON line ({e})") from None
+        elif "\t" in line:
+            rows.append(tuple(line.split("\t", 1)))
+        else:
+            rows.append((str(i), line))
+    return rows
+
+
+def parse_captions(args: argparse.Namespace) -> int:
+    from .writers.base import atomic_write_text
+
+    if not Path(args.tags).is_file():
+        raise UserError(f"{args.tags}: tag list not found")
+    args.cfg_options = list(args.cfg_options or []) + [f"parser.tag_list={args.tags}"]
+    _, parser = _tool(args, "parser")
+    rows = _read_captions(Path(args.file))
+    tags = parser.parse([c for _, c in rows])
+    atomic_write_text(args.out, "".join(json.dumps({"file": f, "caption": c, "tags": t}, ensure_ascii=False) + "\n"
+                                        for (f, c), t in zip(rows, tags)))
+    print(f"parsed {len(rows)} captions -> {args.out}", file=sys.stderr)
+    return 0
+
+
+def train(args: argparse.Namespace) -> int:
+    from .training.runner import build_runner
+
+    cfg = load_config(args.config, args.cfg_options)
+    try:
+        runner = build_runner(cfg, work_dir=args.work_dir, resume=not args.no_resume, max_iters=args.max_iters)
+    except (KeyError, ValueError, TypeError) as e:
+        raise UserError(f"{args.config}: cannot build the training run ({e})") from None
+    runner.train()
+    print(f"training done -> {runner.work_dir}", file=sys.stderr)
+    return 0

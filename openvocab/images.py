@@ -1,0 +1,285 @@
+"""Image input: turning command-line inputs into a list of files, and loading one image safely.
+
+:func:`expand_inputs` accepts files, folders (searched recursively), globs and ``.txt`` files that
+list paths. :func:`load_image` returns the displayed image (EXIF orientation applied) as RGB
+``uint8`` and raises :class:`ImageLoadError` for anything it cannot turn into such an image.
+
+Pixel conversions done by :func:`load_image`:
+
+* ``RGBA``, ``LA``, ``PA`` and palette images with transparency: alpha is composited **on white**
+  (a transparent background becomes white, as image viewers show it);
+* ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``, ``P``, ``L``, ``1``: converted to RGB by Pillow;
+* 16-bit gray (``I;16*``): scaled to 8 bits by ``round(v / 257)`` (65535 -> 255); 16-bit RGB(A)
+  PNG/TIFF are reduced to 8 bits by Pillow's decoder itself (the high byte, ``v >> 8``);
+* 32-bit integer ``I``: values in ``[0, 65535]`` are treated as 16-bit (as above), any other range
+  is stretched linearly from its min..max to 0..255; float ``F``: ``[0, 1]`` is scaled by 255,
+  anything else is stretched from min..max;
+* multi-frame files (GIF, TIFF): the first frame.
+
+Files that fail: missing/unreadable, zero bytes, not an image, truncated or corrupt data (Pillow's
+``LOAD_TRUNCATED_IMAGES`` is left off), and images with more than ``max_pixels`` pixels
+(decompression bombs; only the header is read for those, never the pixels).
+"""
+from __future__ import annotations
+
+import glob
+import os
+import threading
+import warnings
+from typing import Iterable, Optional
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .structures import ImageInfo
+
+#: File extensions (lower case) picked up when a folder or glob is expanded. Files named directly
+#: on the command line are always tried, whatever their extension.
+IMAGE_EXTENSIONS = frozenset({
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".dib", ".gif", ".tif", ".tiff", ".webp",
+    ".ppm", ".pgm", ".pbm", ".pnm", ".tga",
+})
+#: Default pixel limit: Pillow's own decompression-bomb threshold (about 89.5 megapixels).
+DEFAULT_MAX_PIXELS = 89_478_485
+
+_GLOB_CHARS = frozenset("*?[")
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
+class ImageLoadError(Exception):
+    """An input that could not be loaded as an image. ``str(e)`` is ``"<file>: <message>"``."""
+
+    def __init__(self, file: str, message: str) -> None:
+        super().__init__(f"{file}: {message}")
+        self.file = file
+        self.message = message
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def is_image_file(path: str) -> bool:
+    """Whether ``path``'s extension (any case) is one of :data:`IMAGE_EXTENSIONS`."""
+    return os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
+
+
+def _walk_folder(folder: str) -> list[str]:
+    """Image files under ``folder``, recursively, sorted by path components; hidden entries skipped."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if not name.startswith(".") and is_image_file(name):
+                found.append(os.path.join(root, name))
+    rel = {p: os.path.relpath(p, folder).split(os.sep) for p in found}
+    return sorted(found, key=lambda p: rel[p])
+
+
+def _read_list(txt: str) -> list[str]:
+    """Entries of a ``.txt`` list: one path per line, ``#`` comments and blank lines skipped,
+    relative entries resolved against the list's own folder."""
+    try:
+        with open(txt, encoding="utf-8-sig") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"cannot read the list of paths {txt}: {e}") from None
+    base = os.path.dirname(txt)
+    out = []
+    for line in lines:
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        entry = os.path.expanduser(entry)
+        out.append(entry if os.path.isabs(entry) else os.path.join(base, entry))
+    return out
+
+
+def expand_inputs(inputs: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Expand command-line inputs into image files.
+
+    Each input may be:
+
+    * a file: kept as is (even with an unusual extension: loading it decides);
+    * a folder: its image files (by extension, any case), recursively, sorted; hidden files and
+      folders (``.name``) are skipped;
+    * a ``.txt`` file: a list of paths, one per line (relative to the list's folder, or
+      absolute); blank lines and ``#`` comments are skipped; each entry is expanded like an input;
+    * a glob (``imgs/*.jpg``, ``data/**/*.png``): matching image files, sorted, and matching folders
+      expanded.
+
+    Returns:
+        ``(files, missing)``: the files in input order, duplicates (same absolute path) dropped,
+        first occurrence kept; and the inputs that matched nothing (missing paths, empty
+        folders, globs without matches, unreadable lists), in input order.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        raise ValueError("expand_inputs takes a list of inputs, not a single string")
+    files: list[str] = []
+    missing: list[str] = []
+    seen: set[str] = set()
+    lists_open: set[str] = set()
+
+    def add(path: str) -> None:
+        key = os.path.normcase(os.path.abspath(path))
+        if key not in seen:
+            seen.add(key)
+            files.append(path)
+
+    def expand(item: str) -> None:
+        item = os.fspath(item)
+        if os.path.isdir(item):
+            found = _walk_folder(item)
+            if not found:
+                missing.append(item)
+            for p in found:
+                add(p)
+        elif os.path.isfile(item) and item.lower().endswith(".txt"):
+            key = os.path.abspath(item)
+            if key in lists_open:  # a list that includes itself
+                return
+            lists_open.add(key)
+            try:
+                entries = _read_list(item)
+            except ValueError:
+                missing.append(item)
+                return
+            for entry in entries:
+                expand(entry)
+            lists_open.discard(key)
+        elif os.path.isfile(item):
+            add(item)
+        elif _GLOB_CHARS & set(item):
+            matches = sorted(glob.glob(item, recursive=True))
+            hits = 0
+            for m in matches:
+                if os.path.isdir(m):
+                    sub = _walk_folder(m)
+                    hits += len(sub)
+                    for p in sub:
+                        add(p)
+                elif is_image_file(m):
+                    hits += 1
+                    add(m)
+            if not hits:
+                missing.append(item)
+        else:
+            missing.append(item)
+
+    for item in inputs:
+        expand(item)
+    return files, missing
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _to_rgb(im: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> ``uint8 [H, W, 3]`` RGB (see the module docstring for the rules)."""
+    mode = im.mode
+    if mode == "P" and "transparency" in im.info:
+        im, mode = im.convert("RGBA"), "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+    if mode.startswith("I;16") or mode == "I" or mode == "F":
+        a = np.asarray(im)
+        if a.ndim != 2:
+            raise ValueError(f"unsupported {mode} image layout {a.shape}")
+        a = a.astype(np.float64)
+        lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+        if mode.startswith("I;16") or (mode == "I" and lo >= 0 and hi <= 65535):
+            g = np.rint(a / 257.0)
+        elif mode == "F" and lo >= 0 and hi <= 1:
+            g = np.rint(a * 255.0)
+        else:
+            g = np.rint((a - lo) * 255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+        g = np.clip(g, 0, 255).astype(np.uint8)
+        return np.repeat(g[:, :, None], 3, axis=2)
+    if mode != "RGB":
+        im = im.convert("RGB")
+    return np.asarray(im)
+
+
+def _open_checked(path: str, max_pixels: int) -> Image.Image:
+    """``Image.open`` (header only) with our own pixel limit instead of Pillow's global one."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            if max_pixels <= 2 * (Image.MAX_IMAGE_PIXELS or 0):
+                im = Image.open(path)
+            else:  # a limit above Pillow's hard one: lift Pillow's for this open only
+                with _PIL_LIMIT_LOCK:
+                    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+                    try:
+                        im = Image.open(path)
+                    finally:
+                        Image.MAX_IMAGE_PIXELS = saved
+    except Image.DecompressionBombError as e:
+        raise ImageLoadError(path, f"image too large, refused as a possible decompression bomb ({e}); "
+                                   f"limit is {max_pixels} pixels (--max-pixels)") from None
+    w, h = im.size
+    if w * h > max_pixels:
+        im.close()
+        raise ImageLoadError(path, f"image too large: {w}x{h} = {w * h} pixels exceeds the limit of "
+                                   f"{max_pixels} pixels (possible decompression bomb; raise --max-pixels)")
+    return im
+
+
+def load_image(path: str, *, max_pixels: Optional[int] = None) -> tuple[np.ndarray, ImageInfo]:
+    """Load one image as displayed.
+
+    Args:
+        path: the image file.
+        max_pixels: refuse images with more pixels than this (checked from the header, before any
+            pixel is decoded); ``None`` means :data:`DEFAULT_MAX_PIXELS`.
+
+    Returns:
+        ``(image, info)``: ``uint8 [H, W, 3]`` RGB after EXIF orientation, and its
+        :class:`ImageInfo` (``file=path``, displayed ``width``/``height``).
+
+    Raises:
+        ImageLoadError: the file is missing, empty, not an image, truncated, corrupt or too large.
+        ValueError: ``max_pixels`` is not a positive integer.
+    """
+    path = os.fspath(path)
+    if max_pixels is None:
+        max_pixels = DEFAULT_MAX_PIXELS
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1:
+        raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
+    if os.path.isdir(path):
+        raise ImageLoadError(path, "is a folder, not an image file")
+    try:
+        size = os.path.getsize(path)
+    except OSError as e:
+        raise ImageLoadError(path, f"cannot read file: {e.strerror or e}") from None
+    if size == 0:
+        raise ImageLoadError(path, "empty file (0 bytes)")
+    try:
+        im = _open_checked(path, int(max_pixels))
+    except ImageLoadError:
+        raise
+    except Image.UnidentifiedImageError:
+        raise ImageLoadError(path, "not an image, or an image format Pillow cannot read") from None
+    except Exception as e:  # noqa: BLE001 - any decoder failure becomes a listed failure
+        raise ImageLoadError(path, f"cannot open image: {type(e).__name__}: {e}") from None
+    try:
+        with im:
+            fmt = im.format or "image"
+            im.load()  # raises on truncated / corrupt data (LOAD_TRUNCATED_IMAGES is off)
+            try:
+                shown = ImageOps.exif_transpose(im)
+            except Exception:  # noqa: BLE001 - broken EXIF: keep the stored orientation
+                shown = im
+            rgb = np.ascontiguousarray(_to_rgb(shown))
+    except MemoryError:
+        raise ImageLoadError(path, "out of memory while decoding the image") from None
+    except Exception as e:  # noqa: BLE001
+        msg = str(e) or type(e).__name__
+        if "truncated" in msg.lower():
+            raise ImageLoadError(path, f"truncated {fmt} file ({msg})") from None
+        raise ImageLoadError(path, f"corrupt {fmt} data: {type(e).__name__}: {msg}") from None
+    h, w = rgb.shape[:2]
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or h < 1 or w < 1:
+        raise ImageLoadError(path, f"unsupported image layout {rgb.shape} {rgb.dtype}")
+    return rgb, ImageInfo(file=path, width=int(w), height=int(h))

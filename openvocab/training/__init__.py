@@ -1,0 +1,1 @@
+"""Training building blocks shared by the tagger and detector recipes (mmengine Runner)."""

@@ -1,0 +1,333 @@
+"""Serialisation and the output writers (COCO, JSONL, YOLO, LabelMe, overlays)."""
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+
+from openvocab.registry import WRITERS
+from openvocab.serialize import result_from_dict, result_to_dict
+from openvocab.structures import (Concept, Detections, ImageInfo, ImageResult, Regions, Tag, Tags,
+                                  TagSource)
+from openvocab.writers import (CocoWriter, JsonlWriter, LabelMeWriter, OutputNamer, OverlayWriter,
+                               YoloWriter, atomic_write_json, tag_color)
+
+
+def rle_of(mask: np.ndarray) -> dict:
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def rect_mask(h, w, x1, y1, x2, y2):
+    m = np.zeros((h, w), bool)
+    m[y1:y2, x1:x2] = True
+    return m
+
+
+def masked_result(file="/data/a/street.jpg") -> ImageResult:
+    """200x100 image: a car (masked 30x20 rectangle) and a dog; tags incl. a non-boxable one."""
+    h, w = 100, 200
+    tags = Tags((Tag("car", 0.9123456789, TagSource.CLOSED_SET, name_zh="汽车", boxable=True),
+                 Tag("dog", np.float32(0.71), TagSource.OPEN_SET, boxable=True),
+                 Tag("sunny", 0.65, TagSource.CLOSED_SET, boxable=False)))
+    dets = Detections(boxes=np.array([[20.25, 10.5, 120.125, 60.75], [150.1, 40.3, 199.9, 99.7]], np.float32),
+                      scores=np.array([0.87654321, 0.4], np.float32), labels=("car", "dog"),
+                      phrases=("car", "a dog"))
+    regions = Regions(masks=(rle_of(rect_mask(h, w, 30, 20, 60, 40)), rle_of(rect_mask(h, w, 160, 50, 190, 90))),
+                      mask_scores=np.array([0.95, 0.5], np.float32),
+                      concepts=((Concept("car", 0.8), Concept("vehicle", 0.1)), (Concept("dog", 0.7),)),
+                      captions=("a red car", "a small dog"))
+    return ImageResult(image=ImageInfo(file, w, h), tags=tags, detections=dets, regions=regions)
+
+
+def box_result(file="/data/b/street.jpg", label="person") -> ImageResult:
+    dets = Detections(boxes=np.array([[-10, -10, 50, 50]], np.float32), scores=np.array([0.5], np.float32),
+                      labels=(label,))
+    return ImageResult(image=ImageInfo(file, 200, 100), tags=Tags.from_names([label]), detections=dets)
+
+
+def empty_result(file="/data/c.png") -> ImageResult:
+    return ImageResult(image=ImageInfo(file, 64, 48), tags=Tags((Tag("wall", 0.3),)))
+
+
+def assert_same(a: ImageResult, b: ImageResult):
+    assert a.image == b.image and a.tags == b.tags
+    assert a.detections.boxes.dtype == b.detections.boxes.dtype == np.float32
+    assert a.detections.boxes.tobytes() == b.detections.boxes.tobytes()
+    assert a.detections.scores.tobytes() == b.detections.scores.tobytes()
+    assert a.detections.labels == b.detections.labels and a.detections.phrases == b.detections.phrases
+    assert (a.regions is None) == (b.regions is None)
+    if a.regions is not None:
+        assert a.regions.masks == b.regions.masks and a.regions.concepts == b.regions.concepts
+        assert a.regions.mask_scores.tobytes() == b.regions.mask_scores.tobytes()
+        assert a.regions.captions == b.regions.captions
+
+
+# ----------------------------------------------------------------------------- serialize
+
+
+def test_result_dict_layout_and_lossless_round_trip():
+    r = masked_result()
+    d = result_to_dict(r)
+    assert list(d) == ["file", "width", "height", "tags", "detections"]
+    assert d["tags"][0] == {"name": "car", "score": 0.9123456789, "source": "closed-set", "name_zh": "汽车",
+                            "boxable": True}
+    assert d["tags"][1] == {"name": "dog", "score": float(np.float32(0.71)), "source": "open-set", "boxable": True}
+    det = d["detections"][0]
+    assert det["box"] == [20.25, 10.5, 120.125, 60.75] and det["score"] == float(np.float32(0.87654321))
+    assert det["label"] == "car" and det["phrase"] == "car" and det["caption"] == "a red car"
+    assert det["mask"]["size"] == [100, 200] and det["mask_score"] == float(np.float32(0.95))
+    assert det["concepts"] == [{"name": "car", "score": 0.8}, {"name": "vehicle", "score": 0.1}]
+    for res in (r, box_result(), empty_result()):
+        text = json.dumps(result_to_dict(res), ensure_ascii=False)
+        assert_same(res, result_from_dict(json.loads(text)))
+    plain = result_to_dict(box_result())
+    assert set(plain["detections"][0]) == {"box", "score", "label", "phrase"}
+    assert set(plain["tags"][0]) == {"name", "score", "source"}
+
+
+def test_result_from_bad_dict_raises_value_error():
+    d = result_to_dict(masked_result())
+    for broken in ({**d, "detections": [{"score": 1.0}]}, {k: v for k, v in d.items() if k != "width"},
+                   {**d, "width": 0}, {**d, "tags": [{"name": "x"}]}, "nope"):
+        with pytest.raises(ValueError):
+            result_from_dict(broken)
+    half = json.loads(json.dumps(d))
+    del half["detections"][1]["mask"]
+    with pytest.raises(ValueError, match="some detections have a mask"):
+        result_from_dict(half)
+
+
+# ----------------------------------------------------------------------------- COCO
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # pycocotools vs NumPy 2
+def test_coco_loads_in_pycocotools_and_masks_decode(tmp_path):
+    results = [masked_result(), box_result(), empty_result()]
+    w = WRITERS.build(dict(type="CocoWriter"))
+    w.open(tmp_path, previous=results[:1])  # resumed: the first image came from an earlier run
+    for r in results[1:]:
+        w.write(r, None)
+    w.close()
+    coco = COCO(str(tmp_path / "coco.json"))
+    assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == ["car", "dog", "person"]  # sorted
+    imgs = coco.loadImgs(coco.getImgIds())
+    assert [(i["id"], i["file_name"], i["width"], i["height"]) for i in imgs] == [
+        (1, "/data/a/street.jpg", 200, 100), (2, "/data/b/street.jpg", 200, 100), (3, "/data/c.png", 64, 48)]
+    assert [t["name"] for t in imgs[0]["tags"]] == ["car", "dog", "sunny"]
+    assert imgs[0]["tags"][2] == {"name": "sunny", "score": 0.65, "source": "closed-set", "boxable": False}
+    anns = coco.loadAnns(coco.getAnnIds())
+    assert [a["id"] for a in anns] == [1, 2, 3] and [a["image_id"] for a in anns] == [1, 1, 2]
+    car = anns[0]
+    assert car["bbox"] == [20.25, 10.5, 120.125 - 20.25, 60.75 - 10.5] and car["iscrowd"] == 0
+    assert car["area"] == 30 * 20 and car["category_id"] == 1 and car["tag"] == "car" and car["phrase"] == "car"
+    assert car["score"] == float(np.float32(0.87654321)) and car["mask_score"] == float(np.float32(0.95))
+    assert car["concepts"][1] == {"name": "vehicle", "score": 0.1} and car["region_caption"] == "a red car"
+    assert np.array_equal(coco.annToMask(car).astype(bool), rect_mask(100, 200, 30, 20, 60, 40))
+    assert anns[1]["phrase"] == "a dog" and anns[1]["area"] == 30 * 40
+    person = anns[2]
+    assert "segmentation" not in person and person["area"] == 60.0 * 60.0 and person["category_id"] == 3
+    # detections as results: loadRes keeps the RLE masks
+    res = coco.loadRes([dict(a) for a in anns[:2]])
+    assert len(res.getAnnIds()) == 2
+    assert np.array_equal(res.annToMask(res.loadAnns(2)[0]).astype(bool), rect_mask(100, 200, 160, 50, 190, 90))
+
+
+# ----------------------------------------------------------------------------- JSONL
+
+
+def test_jsonl_streams_lines_and_resumes_after_torn_line(tmp_path):
+    r1, r2, r3 = masked_result(), box_result(), empty_result()
+    w = JsonlWriter()
+    w.open(tmp_path, previous=[])
+    w.write(r1, None)
+    w.write(r2, None)
+    lines = (tmp_path / "labels.jsonl").read_text(encoding="utf-8").splitlines()  # visible before close
+    assert len(lines) == 2 and json.loads(lines[1])["file"] == "/data/b/street.jpg"
+    # kill -9 in mid-write: file handle never closed, a torn line at the end
+    with open(tmp_path / "labels.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"file": "/data/c.png", "wid')
+    w2 = JsonlWriter()
+    w2.open(tmp_path, previous=[r1, r2])
+    w2.write(r3, None)
+    w2.close()
+    lines = (tmp_path / "labels.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 3
+    for line, r in zip(lines, (r1, r2, r3)):
+        assert_same(result_from_dict(json.loads(line)), r)
+    assert "汽车" in lines[0]  # UTF-8, not escaped
+    assert [p.name for p in tmp_path.iterdir()] == ["labels.jsonl"]  # no temp file left
+
+
+# ----------------------------------------------------------------------------- YOLO
+
+
+def test_yolo_numbers_classes_and_data_yaml(tmp_path):
+    kept = tmp_path / "yolo" / "labels" / "kept.txt"
+    kept.parent.mkdir(parents=True)
+    kept.write_text("0 0.5 0.5 0.1 0.1\n")  # written by the earlier run: left alone
+    w = YoloWriter()
+    w.open(tmp_path, previous=[box_result("/data/old.jpg", "person"), box_result("/x/kept.png", "person")])
+    assert (tmp_path / "yolo" / "labels" / "old.txt").read_text() == "0 0.125000 0.250000 0.250000 0.500000\n"
+    assert kept.read_text() == "0 0.5 0.5 0.1 0.1\n"
+    w.write(masked_result(), None)
+    w.write(empty_result(), None)
+    w.close()
+    lines = (tmp_path / "yolo" / "labels" / "street.txt").read_text().splitlines()
+    # car box [20.25, 10.5, 120.125, 60.75] on 200x100: cx = 70.1875/200, cy = 35.625/100, w = 99.875/200, h = 0.5025
+    assert lines[0] == "1 0.350938 0.356250 0.499375 0.502500"
+    # dog box [150.1, 40.3, 199.9, 99.7] (float32) -> class 2
+    x1, y1, x2, y2 = np.array([150.1, 40.3, 199.9, 99.7], np.float32).astype(float)
+    assert lines[1] == f"2 {(x1 + x2) / 400:.6f} {(y1 + y2) / 200:.6f} {(x2 - x1) / 200:.6f} {(y2 - y1) / 100:.6f}"
+    assert (tmp_path / "yolo" / "labels" / "c.txt").read_text() == ""
+    yaml_text = (tmp_path / "yolo" / "data.yaml").read_text()
+    import yaml
+
+    data = yaml.safe_load(yaml_text)
+    assert data["names"] == {0: "person", 1: "car", 2: "dog"} and data["nc"] == 3
+    assert Path(data["path"]) == (tmp_path / "yolo").resolve()
+
+
+def test_yolo_clips_boxes_and_writes_segments(tmp_path):
+    w = YoloWriter(segments=True)
+    w.open(tmp_path)
+    w.write(box_result(), None)  # [-10, -10, 50, 50] on 200x100 -> clipped to [0, 0, 50, 50]
+    w.write(masked_result("/x/seg.png"), None)
+    w.close()
+    assert (tmp_path / "yolo" / "labels" / "street.txt").read_text() == "0 0.125000 0.250000 0.250000 0.500000\n"
+    seg = (tmp_path / "yolo" / "labels" / "seg.txt").read_text().splitlines()
+    cid, *coords = seg[0].split()
+    pts = np.array(coords, float).reshape(-1, 2) * [200, 100]
+    assert cid == "1" and len(pts) == 4  # the car's rectangle mask: 4 corners, pixels 30..59 x 20..39
+    assert sorted(map(tuple, np.rint(pts).astype(int).tolist())) == [(30, 20), (30, 39), (59, 20), (59, 39)]
+
+
+# ----------------------------------------------------------------------------- LabelMe
+
+
+def test_labelme_fields_shapes_and_unique_names(tmp_path):
+    img_dir = tmp_path / "imgs"
+    w = LabelMeWriter()
+    w.open(tmp_path / "out")
+    a = masked_result(str(img_dir / "a" / "street.jpg"))
+    b = box_result(str(img_dir / "b" / "street.jpg"))
+    w.write(a, None)
+    w.write(b, None)
+    w.close()
+    files = sorted(p.name for p in (tmp_path / "out" / "labelme").iterdir())
+    assert len(files) == 2 and "street.json" in files  # second street.jpg gets a disambiguator
+    other = [f for f in files if f != "street.json"][0]
+    b_hash = hashlib.sha1(str(img_dir / "b" / "street.jpg").encode()).hexdigest()[:8]
+    assert other == f"street-{b_hash}.json"
+    d = json.loads((tmp_path / "out" / "labelme" / "street.json").read_text(encoding="utf-8"))
+    assert d["imageHeight"] == 100 and d["imageWidth"] == 200 and d["imageData"] is None
+    assert d["imagePath"] == os.path.join("..", "..", "imgs", "a", "street.jpg")
+    assert (tmp_path / "out" / "labelme" / d["imagePath"]).resolve() == (img_dir / "a" / "street.jpg").resolve()
+    assert d["flags"] == {"car": True, "dog": True, "sunny": True}
+    rect, poly = d["shapes"][0], d["shapes"][1]
+    assert rect["shape_type"] == "rectangle" and rect["label"] == "car"
+    assert rect["points"] == [[20.25, 10.5], [120.125, 60.75]] and rect["group_id"] == 0
+    assert rect["description"] == "score 0.877; a red car"
+    assert poly["shape_type"] == "polygon" and poly["group_id"] == 0
+    assert sorted(map(tuple, poly["points"])) == [(30.0, 20.0), (30.0, 39.0), (59.0, 20.0), (59.0, 39.0)]
+    assert [s["shape_type"] for s in d["shapes"]] == ["rectangle", "polygon", "rectangle", "polygon"]
+    d2 = json.loads((tmp_path / "out" / "labelme" / other).read_text())
+    assert [(s["shape_type"], s["group_id"], s["points"]) for s in d2["shapes"]] == [
+        ("rectangle", None, [[-10.0, -10.0], [50.0, 50.0]])]
+    # resume: same names as before; a missing file of an earlier image is written again
+    (tmp_path / "out" / "labelme" / "street.json").unlink()
+    w2 = LabelMeWriter()
+    w2.open(tmp_path / "out", previous=[a, b])
+    w2.write(empty_result(str(img_dir / "c" / "street.png")), None)
+    w2.close()
+    assert json.loads((tmp_path / "out" / "labelme" / "street.json").read_text(encoding="utf-8")) == d
+    assert len(list((tmp_path / "out" / "labelme").iterdir())) == 3
+
+
+def test_output_names_are_unique_and_stable():
+    n1, n2 = OutputNamer(), OutputNamer()
+    names = [n1(f) for f in ("a/x.jpg", "b/x.jpg", "c/X.png", "a/x.jpg", "y.jpg")]
+    assert names[0] == "x" and names[3] == "x" and names[4] == "y"
+    assert len(set(names[:3])) == 3 and names[1].startswith("x-") and names[2].startswith("X-")
+    assert [n2(f) for f in ("a/x.jpg", "b/x.jpg", "c/X.png")] == names[:3]  # depends only on the paths
+    assert names[1] == "x-" + hashlib.sha1(b"b/x.jpg").hexdigest()[:8]
+    n3 = OutputNamer()  # the other order: the first one seen keeps the plain stem
+    assert [n3("b/x.jpg"), n3("a/x.jpg")] == ["x", "x-" + hashlib.sha1(b"a/x.jpg").hexdigest()[:8]]
+
+
+# ----------------------------------------------------------------------------- overlays
+
+
+def test_overlay_png_size_and_drawn_pixels(tmp_path, shared_dir):
+    rgb = np.asarray(Image.open(shared_dir / "images" / "demo4.jpg").convert("RGB"))  # 428x640
+    h, w = rgb.shape[:2]
+    mask = rect_mask(h, w, 200, 300, 300, 400)
+    r = ImageResult(image=ImageInfo("demo4.jpg", w, h), tags=Tags((Tag("person", 0.9), Tag("outdoor", 0.8))),
+                    detections=Detections(boxes=np.array([[100, 250, 350, 500]], np.float32),
+                                          scores=np.array([0.87], np.float32), labels=("person",)),
+                    regions=Regions(masks=(rle_of(mask),), mask_scores=np.array([0.9], np.float32),
+                                    captions=("a person walking",)))
+    wr = OverlayWriter(mask_alpha=0.5)
+    wr.open(tmp_path, previous=[])
+    wr.write(r, rgb)
+    wr.close()
+    out = np.asarray(Image.open(tmp_path / "vis" / "demo4.png"))
+    assert out.shape == rgb.shape
+    color = np.array(tag_color("person"))
+    assert np.array_equal(out[450, 100], color) and np.array_equal(out[500, 200], color)  # box outline
+    inside = np.rint(rgb[350, 250] * 0.5 + color * 0.5)  # translucent mask, alpha 0.5
+    assert np.abs(out[350, 250].astype(int) - inside).max() <= 1
+    assert np.array_equal(out[600:, :80], rgb[600:, :80])  # nothing drawn in the bottom-left corner
+    assert np.array_equal(out[420:480, 120:180], rgb[420:480, 120:180])  # inside the box, off the mask
+    corner = out[:12, :30].astype(int) - rgb[:12, :30]  # the tag panel darkens the top-left corner
+    assert corner.mean() < -10
+    label = out[225:250, 100:200].astype(int) - rgb[225:250, 100:200]  # label above the box
+    assert np.abs(label).mean() > 20
+    with pytest.raises(ValueError, match="image is 428x640"):
+        wr.render(ImageResult(image=ImageInfo("x", 10, 10)), rgb)
+
+
+# ----------------------------------------------------------------------------- atomic writes
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "x.json"
+    atomic_write_json(path, {"a": 1})
+    assert json.loads(path.read_text()) == {"a": 1}
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not the temp file's private 0600
+    path.chmod(0o640)
+    atomic_write_json(path, {"a": 1})
+    assert path.stat().st_mode & 0o777 == 0o640  # the replaced file's permissions are kept
+
+    def boom(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_json(path, {"a": 2})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_writer_misuse_and_bad_arguments(tmp_path):
+    w = CocoWriter()
+    with pytest.raises(ValueError):
+        w.write(empty_result(), None)
+    w.open(tmp_path)
+    with pytest.raises(ValueError):
+        w.write({"file": "x"}, None)
+    with pytest.raises(ValueError):
+        w.open(tmp_path, previous=[{"file": "x"}])
+    for bad in (lambda: CocoWriter(filename="a/b.json"), lambda: OverlayWriter(mask_alpha=2),
+                lambda: YoloWriter(subdir=""), lambda: LabelMeWriter(epsilon=-1)):
+        with pytest.raises(ValueError):
+            bad()
+    with pytest.raises(TypeError):
+        CocoWriter("coco.json")  # keyword-only
