@@ -2,3 +2,4 @@
 
 Importing this package registers its components into ``openvocab.registry``.
 """
+from . import tap  # noqa: F401  (TAPMaskHead)

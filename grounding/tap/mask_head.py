@@ -1,0 +1,160 @@
+"""The registered TAP mask head stage (masks + region concepts + captions)."""
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+from pycocotools import mask as mask_utils
+
+from openvocab import hub
+from openvocab.checkpoint import load_strict
+from openvocab.registry import MASK_HEADS
+from openvocab.stages import MaskHead
+from openvocab.structures import Concept, Regions
+
+from .concepts import ConceptMatrix, load_concept_matrix
+from .convert import read_tap_checkpoint
+from .model import BUILDERS, TapModel
+from .predictor import TapPrediction, TapPredictor
+from .tokenizer import ByteTokenizer, SentencePieceTokenizer
+from .weights import CHECKPOINT_VARIANT, CHECKPOINTS, CONCEPTS, TOKENIZER
+
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+
+
+def encode_rle(mask: np.ndarray) -> dict:
+    """``bool [H, W]`` -> COCO RLE ``{"size": [H, W], "counts": str}``."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+@MASK_HEADS.register_module()
+class TAPMaskHead(MaskHead):
+    """Tokenize Anything via Prompting: a mask, an IoU score, top-k concepts and a caption per box.
+
+    Args:
+        variant: ``"vit_b" | "vit_l" | "vit_h" | "tiny"`` (build function, see :mod:`.model`).
+        checkpoint: an official checkpoint name (``tap_vit_l_v1_1``...), a path (``.pkl`` official
+            pickle, ``.pt`` / ``.safetensors`` state_dict), or ``None`` for random weights.
+        concepts: official concept set name (``merged_2560``, ``lvis_1203``, ``coco_80``), a
+            ``.pkl`` / ``.pt`` / ``.safetensors`` path (:mod:`.concepts`), or ``None`` (no concepts).
+        tokenizer: SentencePiece model path, or ``None`` for the official one via the hub (for
+            ``variant="tiny"`` without checkpoint: a built-in byte tokenizer, no files needed).
+        top_k_concepts: concepts kept per region.
+        max_caption_tokens: generated tokens per caption (``None``: model limit, 38 official).
+        caption: generate captions.
+        multimask: ``"auto"`` (boxes -> output 0, points -> best IoU of 1..3) or a fixed index.
+        prompt_batch_size: prompts decoded together.
+        dtype: ``"float32"`` or ``"bfloat16"`` (``"float16"`` on CUDA).
+        seed: seed of the random initialisation (checkpoint ``None``).
+        model_kwargs: extra keyword arguments of the build function (e.g. ``image_size``).
+    """
+
+    def __init__(self, *, variant: str = "vit_l", checkpoint: Optional[str] = "tap_vit_l_v1_1",
+                 concepts: Optional[str] = "merged_2560", tokenizer: Optional[str] = None,
+                 top_k_concepts: int = 3, max_caption_tokens: Optional[int] = None,
+                 caption: bool = True, multimask: Union[str, int] = "auto",
+                 prompt_batch_size: int = 64, dtype: str = "float32", seed: int = 0,
+                 model_kwargs: Optional[dict[str, Any]] = None) -> None:
+        if variant not in BUILDERS:
+            raise ValueError(f"unknown TAP variant {variant!r} (choose from {sorted(BUILDERS)})")
+        if checkpoint in CHECKPOINT_VARIANT and CHECKPOINT_VARIANT[checkpoint] != variant:
+            raise ValueError(f"checkpoint {checkpoint!r} is for variant "
+                             f"{CHECKPOINT_VARIANT[checkpoint]!r}, not {variant!r}")
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(_DTYPES)} (got {dtype!r})")
+        if multimask != "auto" and not (isinstance(multimask, int) and 0 <= multimask < 4):
+            raise ValueError(f"multimask must be 'auto' or 0..3 (got {multimask!r})")
+        if prompt_batch_size < 1 or top_k_concepts < 1:
+            raise ValueError("prompt_batch_size and top_k_concepts must be >= 1")
+        if max_caption_tokens is not None and max_caption_tokens < 1:
+            raise ValueError(f"max_caption_tokens must be >= 1 (got {max_caption_tokens})")
+        self.variant, self.checkpoint, self.concepts = variant, checkpoint, concepts
+        self.tokenizer, self.top_k_concepts = tokenizer, top_k_concepts
+        self.max_caption_tokens, self.caption, self.multimask = max_caption_tokens, caption, multimask
+        self.prompt_batch_size, self.dtype, self.seed = prompt_batch_size, dtype, seed
+        self.model_kwargs = dict(model_kwargs or {})
+        self.predictor: Optional[TapPredictor] = None
+        self.device: Optional[str] = None
+
+    def required_files(self) -> list[str]:
+        files = []
+        if self.checkpoint is not None:
+            spec = CHECKPOINTS.get(self.checkpoint)
+            files.append(f"{spec.filename} ({spec.source})" if spec else str(self.checkpoint))
+        if self.concepts is not None:
+            spec = CONCEPTS.get(self.concepts)
+            files.append(f"{spec.filename} ({spec.source})" if spec else str(self.concepts))
+        if self.caption and not self._byte_tokenizer():
+            files.append(f"{TOKENIZER.filename} ({TOKENIZER.source})" if self.tokenizer is None
+                         else str(self.tokenizer))
+        return files
+
+    def _byte_tokenizer(self) -> bool:
+        return self.variant == "tiny" and self.checkpoint is None and self.tokenizer is None
+
+    def _load_tokenizer(self):
+        if self._byte_tokenizer():
+            return ByteTokenizer()
+        return SentencePieceTokenizer(model_file=hub.resolve(self.tokenizer or TOKENIZER))
+
+    def _build_model(self, vocab_size: int) -> TapModel:
+        kwargs = dict(self.model_kwargs)
+        kwargs.setdefault("vocab_size", vocab_size)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            model = BUILDERS[self.variant](**kwargs)
+        if self.checkpoint is not None:
+            spec = CHECKPOINTS.get(self.checkpoint, self.checkpoint)
+            path = hub.resolve(spec)
+            load_strict(model, read_tap_checkpoint(path), source=str(path))
+        return model
+
+    def setup(self, device: str = "cpu") -> None:
+        if self.predictor is not None and self.device == device:
+            return
+        dtype = _DTYPES[self.dtype]
+        if dtype == torch.float16 and not str(device).startswith("cuda"):
+            raise ValueError("float16 needs a CUDA device; use bfloat16 or float32 on CPU")
+        tokenizer = self._load_tokenizer() if (self.caption or self._byte_tokenizer()) else None
+        vocab = tokenizer.n_words if tokenizer is not None else 32000
+        model = self._build_model(vocab).eval().to(device=device, dtype=dtype)
+        model.pixel_mean.data = model.pixel_mean.data.float()  # normalisation stays float32
+        model.pixel_rsig.data = model.pixel_rsig.data.float()
+        model.prompt_encoder.coord_matrix.data = model.prompt_encoder.coord_matrix.data.float()
+        concepts: Optional[ConceptMatrix] = None
+        if self.concepts is not None:
+            concepts = load_concept_matrix(self.concepts)
+        self.predictor = TapPredictor(model, tokenizer=tokenizer, concepts=concepts,
+                                      top_k_concepts=self.top_k_concepts, caption=self.caption,
+                                      max_caption_tokens=self.max_caption_tokens,
+                                      multimask=self.multimask,
+                                      prompt_batch_size=self.prompt_batch_size)
+        self.device = device
+
+    def _require(self) -> TapPredictor:
+        if self.predictor is None:
+            raise ValueError("TAPMaskHead.setup(device) must be called first")
+        return self.predictor
+
+    def set_image(self, image: np.ndarray) -> None:
+        self._require().set_image(image)
+
+    def predict(self, *, boxes: Optional[np.ndarray] = None, points: Optional[np.ndarray] = None,
+                point_labels: Optional[np.ndarray] = None) -> Regions:
+        pred = self._require().predict(boxes=boxes, points=points, point_labels=point_labels)
+        return to_regions(pred)
+
+
+def to_regions(pred: TapPrediction) -> Regions:
+    """:class:`TapPrediction` -> :class:`openvocab.structures.Regions` (RLE masks)."""
+    concepts = None
+    if pred.concept_names is not None:
+        concepts = tuple(tuple(Concept(name=n, score=float(s)) for n, s in zip(names, scores))
+                         for names, scores in zip(pred.concept_names, pred.concept_scores))
+    return Regions(masks=tuple(encode_rle(m) for m in pred.masks),
+                   mask_scores=np.asarray(pred.scores, dtype=np.float32),
+                   concepts=concepts,
+                   captions=None if pred.captions is None else tuple(pred.captions))

@@ -1,0 +1,204 @@
+"""TapPredictor: ``set_image`` once, then boxes / points in batches (SAM predictor style)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import numpy as np
+import torch
+
+from .concepts import ConceptMatrix
+from .model import TapModel
+from .prompt_encoder import LABEL_BOX_LT, LABEL_BOX_RB, LABEL_PAD, normalize_points
+from .text_decoder import generate_greedy
+from .transforms import ResizeInfo, compute_resize, postprocess_masks, resize_and_pad
+
+
+@dataclass
+class TapPrediction:
+    """Per prompt (N prompts) outputs on the current image.
+
+    Attributes:
+        masks: ``bool [N, H, W]`` at the original image size.
+        mask_index: ``int64 [N]`` chosen output of the 4 (boxes: 0; points: best IoU of 1..3).
+        scores: ``float32 [N]`` predicted IoU of the chosen mask.
+        iou_pred: ``float32 [N, 4]`` all predicted IoUs.
+        sem_embeds: ``float32 [N, E]`` chosen semantic embedding.
+        concept_index / concept_scores: ``[N, k]`` top-k concept indices and softmax scores
+            (``None`` without a concept matrix); ``concept_names`` the matching names.
+        captions: ``N`` strings (``None`` if captioning is off).
+        caption_tokens: ``int64 [N, T]`` raw token rows (BOS first), or ``None``.
+    """
+
+    masks: np.ndarray
+    mask_index: np.ndarray
+    scores: np.ndarray
+    iou_pred: np.ndarray
+    sem_embeds: np.ndarray
+    concept_index: Optional[np.ndarray] = None
+    concept_scores: Optional[np.ndarray] = None
+    concept_names: Optional[list[list[str]]] = None
+    captions: Optional[list[str]] = None
+    caption_tokens: Optional[np.ndarray] = None
+
+
+def select_mask_index(iou_pred: torch.Tensor, labels: torch.Tensor,
+                      multimask: Union[str, int] = "auto") -> torch.Tensor:
+    """Official rule: prompts whose first label is a box corner take 0, others argmax of 1..3."""
+    n, m = iou_pred.shape
+    if multimask != "auto":
+        if not isinstance(multimask, int) or not 0 <= multimask < m:
+            raise ValueError(f"multimask must be 'auto' or an index in [0, {m}) (got {multimask!r})")
+        return torch.full((n,), multimask, dtype=torch.int64, device=iou_pred.device)
+    best_point = iou_pred[:, 1:].argmax(1) + 1
+    return torch.where(labels[:, 0] == LABEL_BOX_LT, torch.zeros_like(best_point), best_point)
+
+
+class TapPredictor:
+    """Masks, concepts and captions for box / point prompts on one image at a time."""
+
+    def __init__(self, model: TapModel, *, tokenizer=None, concepts: Optional[ConceptMatrix] = None,
+                 top_k_concepts: int = 3, caption: bool = True,
+                 max_caption_tokens: Optional[int] = None, multimask: Union[str, int] = "auto",
+                 prompt_batch_size: int = 64) -> None:
+        if prompt_batch_size < 1:
+            raise ValueError(f"prompt_batch_size must be >= 1 (got {prompt_batch_size})")
+        if top_k_concepts < 1:
+            raise ValueError(f"top_k_concepts must be >= 1 (got {top_k_concepts})")
+        if caption and tokenizer is None:
+            raise ValueError("captioning needs a tokenizer (or caption=False)")
+        sem_dim = model.image_decoder.sem_pred.layers[-1].out_features
+        if concepts is not None and concepts.dim != sem_dim:
+            raise ValueError(f"concept matrix has {concepts.dim} dims but the model's semantic "
+                             f"embeddings have {sem_dim}")
+        self.model, self.tokenizer, self.concepts = model, tokenizer, concepts
+        self.top_k, self.caption, self.multimask = top_k_concepts, caption, multimask
+        self.max_caption_tokens, self.prompt_batch_size = max_caption_tokens, prompt_batch_size
+        self._emb: Optional[torch.Tensor] = None
+        self._info: Optional[ResizeInfo] = None
+
+    @property
+    def resize_info(self) -> Optional[ResizeInfo]:
+        return self._info
+
+    @torch.inference_mode()
+    def set_image(self, image: np.ndarray, *, bgr: bool = False) -> None:
+        """Encode ``uint8 [H, W, 3]`` (RGB unless ``bgr``; the model itself consumes BGR)."""
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"image must be uint8 [H, W, 3], got {image.dtype} {image.shape}")
+        bgr_img = np.ascontiguousarray(image if bgr else image[..., ::-1])
+        self._info = compute_resize(image.shape[0], image.shape[1], self.model.image_size)
+        canvas = resize_and_pad(bgr_img, self._info, self.model.pixel_mean_value)
+        self._emb = self.model(self.model.normalize(torch.from_numpy(canvas)[None]))
+
+    def _prompts(self, boxes, points, point_labels) -> tuple[np.ndarray, np.ndarray]:
+        """Original-pixel prompts -> resized-frame points ``float32 [N, K, 2]``, labels ``[N, K]``."""
+        s = np.float32(self._info.scale)
+        parts_xy, parts_lab = [], []
+        n = None
+        if boxes is not None:
+            boxes = np.asarray(boxes, dtype=np.float32)
+            if boxes.ndim != 2 or boxes.shape[1] != 4:
+                raise ValueError(f"boxes must be [N, 4] xyxy, got {boxes.shape}")
+            n = len(boxes)
+            parts_xy.append(boxes.reshape(n, 2, 2))
+            parts_lab.append(np.tile(np.array([[LABEL_BOX_LT, LABEL_BOX_RB]], np.int64), (n, 1)))
+        if points is not None:
+            points = np.asarray(points, dtype=np.float32)
+            if points.ndim != 3 or points.shape[2] != 2:
+                raise ValueError(f"points must be [N, P, 2], got {points.shape}")
+            if point_labels is None:
+                raise ValueError("points need point_labels [N, P] (1 fg, 0 bg, -1 ignore)")
+            labels = np.asarray(point_labels, dtype=np.int64)
+            if labels.shape != points.shape[:2]:
+                raise ValueError(f"point_labels {labels.shape} do not match points {points.shape}")
+            if not np.isin(labels, (-1, 0, 1)).all():
+                raise ValueError("point_labels must be 1 (foreground), 0 (background) or -1 (ignore)")
+            if n is not None and len(points) != n:
+                raise ValueError(f"{len(points)} point prompts for {n} boxes")
+            n = len(points)
+            labels = np.where(labels < 0, LABEL_PAD, labels)
+            parts_xy.append(points)
+            parts_lab.append(labels)
+            if boxes is None:  # as the official demos: a padding point closes a point prompt
+                parts_xy.append(np.zeros((n, 1, 2), np.float32))
+                parts_lab.append(np.full((n, 1), LABEL_PAD, np.int64))
+        elif point_labels is not None:
+            raise ValueError("point_labels given without points")
+        if n is None:
+            raise ValueError("predict needs boxes and/or points")
+        xy = np.concatenate(parts_xy, axis=1)
+        lab = np.concatenate(parts_lab, axis=1)
+        xy = np.where((lab == LABEL_PAD)[..., None], xy, xy * s).astype(np.float32)
+        return xy, lab
+
+    @torch.inference_mode()
+    def predict_points(self, xy: np.ndarray, labels: np.ndarray) -> TapPrediction:
+        """Prompts already in the resized frame (``xy [N, K, 2]``, official labels 0..4)."""
+        if self._emb is None:
+            raise ValueError("call set_image before predict")
+        chunks = []
+        for i in range(0, len(xy), self.prompt_batch_size):
+            chunks.append(self._predict_chunk(xy[i:i + self.prompt_batch_size],
+                                              labels[i:i + self.prompt_batch_size]))
+        return _concat(chunks, len(xy), self._info.original_size)
+
+    def predict(self, *, boxes=None, points=None, point_labels=None) -> TapPrediction:
+        """Boxes ``[N, 4]`` xyxy and/or points ``[N, P, 2]`` + labels ``[N, P]``, original pixels."""
+        if self._emb is None:
+            raise ValueError("call set_image before predict")
+        xy, labels = self._prompts(boxes, points, point_labels)
+        return self.predict_points(xy, labels)
+
+    def _predict_chunk(self, xy: np.ndarray, labels_np: np.ndarray) -> TapPrediction:
+        model = self.model
+        coords = torch.from_numpy(normalize_points(xy, model.image_size))
+        labels = torch.from_numpy(labels_np)
+        _, out = model.decode(self._emb, coords, labels)
+        idx = select_mask_index(out.iou_pred, labels.to(out.iou_pred.device), self.multimask)
+        rows = torch.arange(len(idx), device=idx.device)
+        masks = postprocess_masks(out.mask_pred[rows, idx], self._info) > 0
+        sem = out.sem_embeds[rows, idx]
+        pred = TapPrediction(masks=masks.cpu().numpy(), mask_index=idx.cpu().numpy(),
+                             scores=out.iou_pred[rows, idx].cpu().numpy(),
+                             iou_pred=out.iou_pred.cpu().numpy(), sem_embeds=sem.float().cpu().numpy())
+        if self.concepts is not None:
+            ci, cs = self.concepts.topk(sem, self.top_k)
+            pred.concept_index, pred.concept_scores = ci, cs
+            pred.concept_names = [[self.concepts.names[j] for j in row] for row in ci]
+        if self.caption:
+            tok = self.tokenizer
+            max_gen = None if self.max_caption_tokens is None else self.max_caption_tokens + 1
+            gen = generate_greedy(model.text_decoder, out.sem_tokens[rows, idx], bos_id=tok.bos_id,
+                                  eos_id=tok.eos_id, pad_id=tok.pad_id, max_gen_len=max_gen)
+            pred.caption_tokens = gen.tokens
+            pred.captions = tok.detokenize(gen.tokens)
+        return pred
+
+
+def _concat(chunks: list[TapPrediction], n: int, size: tuple[int, int]) -> TapPrediction:
+    if not chunks:
+        return TapPrediction(masks=np.zeros((0,) + tuple(size), bool), mask_index=np.zeros(0, np.int64),
+                             scores=np.zeros(0, np.float32), iou_pred=np.zeros((0, 4), np.float32),
+                             sem_embeds=np.zeros((0, 0), np.float32))
+    if len(chunks) == 1:
+        return chunks[0]
+    c0 = chunks[0]
+
+    def cat(name):
+        return None if getattr(c0, name) is None else np.concatenate([getattr(c, name) for c in chunks])
+
+    def join(name):
+        return None if getattr(c0, name) is None else [x for c in chunks for x in getattr(c, name)]
+
+    tokens = None
+    if c0.caption_tokens is not None:  # rows of different chunks may have different widths
+        width = max(c.caption_tokens.shape[1] for c in chunks)
+        tokens = np.concatenate([np.pad(c.caption_tokens, ((0, 0), (0, width - c.caption_tokens.shape[1])))
+                                 for c in chunks])
+    return TapPrediction(masks=cat("masks"), mask_index=cat("mask_index"), scores=cat("scores"),
+                         iou_pred=cat("iou_pred"), sem_embeds=cat("sem_embeds"),
+                         concept_index=cat("concept_index"), concept_scores=cat("concept_scores"),
+                         concept_names=join("concept_names"), captions=join("captions"),
+                         caption_tokens=tokens)
