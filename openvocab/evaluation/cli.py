@@ -1,0 +1,92 @@
+"""``openvocab eval``: evaluate one labelling run, or compare evaluated runs.
+
+    openvocab eval --pred OUT/coco.json --gt GT.json [--ontology F] [--fixed-ap]
+                   [--tags-pred OUT/labels.jsonl --tags-gt GT.jsonl] [--synonyms F] [--tag-threshold T]
+                   --out RUN_DIR
+    openvocab eval --compare RUN_A RUN_B [...] [--per-class]
+
+The first form needs ``--pred/--gt`` (box/mask AP) or ``--tags-pred/--tags-gt`` (tag AP, P/R/F1) or both,
+prints the results table and writes ``RUN_DIR/metrics.json``, ``summary.txt`` and per-class AP plots.
+The second prints the runs' headline numbers side by side. Exit status 2 on a user error.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .detection_metrics import evaluate_detections
+from .readers import NameMapper, read_json, read_ontology, read_synonyms
+from .report import compare, load_run, run_table, write_run
+from .tag_io import read_tag_ground_truth, read_tag_predictions
+from .tagging_metrics import evaluate_tags
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="openvocab eval", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--pred", help="the pipeline's coco.json (or a COCO results list)")
+    p.add_argument("--gt", help="COCO ground truth JSON (boxes, masks)")
+    p.add_argument("--ontology", help="JSON/YAML {gt_class_name: [tag, ...]} (default: match by name)")
+    p.add_argument("--fixed-ap", action="store_true",
+                   help="LVIS-style fixed AP: top --max-dets-per-class detections per class, no per-image cap")
+    p.add_argument("--max-dets-per-class", type=int, default=10000)
+    p.add_argument("--tags-pred", help="the pipeline's labels.jsonl (or coco.json) with image tags")
+    p.add_argument("--tags-gt", help="tag ground truth: JSONL ({file, tags, negative_tags?}) or COCO JSON")
+    p.add_argument("--synonyms", help="JSON {alias: canonical} applied to tag names on both sides")
+    p.add_argument("--tag-threshold", type=float,
+                   help="a tag fires at score >= T (default: the tags the tagger listed as fired)")
+    p.add_argument("--out", help="run folder for metrics.json, summary.txt and plots")
+    p.add_argument("--compare", nargs="+", metavar="RUN_DIR", help="compare evaluated run folders")
+    p.add_argument("--per-class", action="store_true", help="with --compare: also per-class/per-tag AP rows")
+    return p
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    """The metrics dict of one run from parsed arguments (raises ``ValueError`` on bad input)."""
+    synonyms = read_synonyms(args.synonyms) if args.synonyms else None
+    metrics: dict = {"run": Path(args.out).name if args.out else None,
+                     "inputs": {k: getattr(args, k) for k in ("pred", "gt", "ontology", "tags_pred", "tags_gt",
+                                                               "synonyms", "tag_threshold", "fixed_ap")}}
+    if args.pred or args.gt:
+        if not (args.pred and args.gt):
+            raise ValueError("--pred and --gt go together")
+        ontology = read_ontology(args.ontology) if args.ontology else None
+        report = evaluate_detections(read_json(args.gt), read_json(args.pred), ontology=ontology,
+                                     synonyms=synonyms, fixed_ap=args.fixed_ap,
+                                     max_dets_per_class=args.max_dets_per_class,
+                                     gt_source=args.gt, pred_source=args.pred)
+        metrics["detection"] = report.to_dict()
+    if args.tags_pred or args.tags_gt:
+        if not (args.tags_pred and args.tags_gt):
+            raise ValueError("--tags-pred and --tags-gt go together")
+        mapper = NameMapper(synonyms=synonyms)
+        gt = read_tag_ground_truth(args.tags_gt, mapper=mapper)
+        pred = read_tag_predictions(args.tags_pred, mapper=mapper)
+        metrics["tags"] = evaluate_tags(gt, pred, threshold=args.tag_threshold).to_dict()
+    if "detection" not in metrics and "tags" not in metrics:
+        raise ValueError("nothing to evaluate: give --pred/--gt and/or --tags-pred/--tags-gt (or --compare)")
+    return metrics
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        if args.compare:
+            print(compare(args.compare, per_class=args.per_class).render())
+            return 0
+        if not args.out:
+            raise ValueError("--out RUN_DIR is required")
+        metrics = evaluate(args)
+        paths = write_run(args.out, metrics)
+    except ValueError as e:
+        print(f"openvocab eval: {e}", file=sys.stderr)
+        return 2
+    print(run_table(load_run(paths["metrics"])))
+    print(f"\nwrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
