@@ -5,10 +5,10 @@ from typing import Any, Optional, Union
 
 import numpy as np
 import torch
-from pycocotools import mask as mask_utils
 
 from openvocab import hub
 from openvocab.checkpoint import load_strict
+from openvocab.masks import encode_mask
 from openvocab.registry import MASK_HEADS
 from openvocab.stages import MaskHead
 from openvocab.structures import Concept, Regions
@@ -22,12 +22,6 @@ from .weights import CHECKPOINT_VARIANT, CHECKPOINTS, CONCEPTS, TOKENIZER
 
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
            "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
-
-
-def encode_rle(mask: np.ndarray) -> dict:
-    """``bool [H, W]`` -> COCO RLE ``{"size": [H, W], "counts": str}``."""
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
 @MASK_HEADS.register_module()
@@ -154,7 +148,7 @@ def to_regions(pred: TapPrediction) -> Regions:
     if pred.concept_names is not None:
         concepts = tuple(tuple(Concept(name=n, score=float(s)) for n, s in zip(names, scores))
                          for names, scores in zip(pred.concept_names, pred.concept_scores))
-    return Regions(masks=tuple(encode_rle(m) for m in pred.masks),
+    return Regions(masks=tuple(encode_mask(m) for m in pred.masks),
                    mask_scores=np.asarray(pred.scores, dtype=np.float32),
                    concepts=concepts,
                    captions=None if pred.captions is None else tuple(pred.captions))

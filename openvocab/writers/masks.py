@@ -1,28 +1,9 @@
-"""Mask helpers shared by the writers: RLE decoding, areas and polygons."""
+"""Mask helpers shared by the writers: polygons (RLE encode/decode/area live in :mod:`openvocab.masks`)."""
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
-from pycocotools import mask as mask_utils
 
-
-def _rle(rle: dict) -> dict:
-    counts = rle["counts"]
-    return {"size": [int(rle["size"][0]), int(rle["size"][1])],
-            "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-
-
-def decode_mask(rle: dict) -> np.ndarray:
-    """COCO RLE -> ``bool [H, W]``."""
-    with warnings.catch_warnings():  # pycocotools' own __array__ vs NumPy 2 deprecation, harmless
-        warnings.filterwarnings("ignore", message=r"__array__ implementation", category=DeprecationWarning)
-        return mask_utils.decode(_rle(rle)).astype(bool)
-
-
-def mask_area(rle: dict) -> int:
-    """Number of foreground pixels of a COCO RLE."""
-    return int(mask_utils.area(_rle(rle)))
+from ..masks import decode_mask, encode_mask, mask_area  # noqa: F401  (re-exported)
 
 
 def mask_to_polygons(mask: np.ndarray, *, min_points: int = 3, epsilon: float = 0.0) -> list[list[list[float]]]:
