@@ -1,0 +1,108 @@
+"""RAM++ tagging head: a BERT-layout decoder with cross-attention only (official key names).
+
+Each layer: cross-attention (queries = tag embeddings, keys/values = image tokens), output dense,
+residual + LayerNorm (post-LN), then FFN (GELU, erf) with residual + LayerNorm. There is no
+self-attention between tags and no embeddings/position layer, so every tag's output depends only
+on its own query and the image: tags can be split or concatenated freely.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class CrossAttentionSelf(nn.Module):
+    """``query``/``key``/``value`` projections and scaled dot-product attention (no mask)."""
+
+    def __init__(self, *, hidden_size: int, encoder_width: int, num_heads: int) -> None:
+        super().__init__()
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = hidden_size // num_heads
+        self.query = nn.Linear(hidden_size, hidden_size)
+        self.key = nn.Linear(encoder_width, hidden_size)
+        self.value = nn.Linear(encoder_width, hidden_size)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        return x.view(b, n, self.num_heads, self.head_dim).permute(0, 2, 1, 3)
+
+    def forward(self, queries: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        q, k, v = self._heads(self.query(queries)), self._heads(self.key(image)), self._heads(self.value(image))
+        scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.head_dim)
+        ctx = scores.softmax(dim=-1) @ v
+        b, _, n, _ = ctx.shape
+        return ctx.permute(0, 2, 1, 3).reshape(b, n, -1)
+
+
+class DenseResidualNorm(nn.Module):
+    """``LayerNorm(dense(x) + residual)`` (BERT's ``*Output`` blocks)."""
+
+    def __init__(self, *, in_features: int, hidden_size: int, eps: float) -> None:
+        super().__init__()
+        self.dense = nn.Linear(in_features, hidden_size)
+        self.LayerNorm = nn.LayerNorm(hidden_size, eps=eps)
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dense(x) + residual)
+
+
+class CrossAttention(nn.Module):
+    def __init__(self, *, hidden_size: int, encoder_width: int, num_heads: int, eps: float) -> None:
+        super().__init__()
+        self.self = CrossAttentionSelf(hidden_size=hidden_size, encoder_width=encoder_width,
+                                       num_heads=num_heads)
+        self.output = DenseResidualNorm(in_features=hidden_size, hidden_size=hidden_size, eps=eps)
+
+    def forward(self, queries: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        return self.output(self.self(queries, image), queries)
+
+
+class Intermediate(nn.Module):
+    def __init__(self, *, hidden_size: int, intermediate_size: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, intermediate_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(self.dense(x))
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, *, hidden_size: int, encoder_width: int, num_heads: int,
+                 intermediate_size: int, eps: float) -> None:
+        super().__init__()
+        self.crossattention = CrossAttention(hidden_size=hidden_size, encoder_width=encoder_width,
+                                             num_heads=num_heads, eps=eps)
+        self.intermediate = Intermediate(hidden_size=hidden_size, intermediate_size=intermediate_size)
+        self.output = DenseResidualNorm(in_features=intermediate_size, hidden_size=hidden_size, eps=eps)
+
+    def forward(self, queries: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        x = self.crossattention(queries, image)
+        return self.output(self.intermediate(x), x)
+
+
+class DecoderStack(nn.Module):
+    def __init__(self, *, num_layers: int, **layer_kwargs) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList(DecoderLayer(**layer_kwargs) for _ in range(num_layers))
+
+
+class TaggingDecoder(nn.Module):
+    """Queries ``[B, K, hidden]`` attend to image tokens ``[B, L, encoder_width]`` -> ``[B, K, hidden]``."""
+
+    def __init__(self, *, hidden_size: int, num_layers: int, num_heads: int, intermediate_size: int,
+                 encoder_width: int = 512, layer_norm_eps: float = 1e-12) -> None:
+        super().__init__()
+        self.encoder = DecoderStack(num_layers=num_layers, hidden_size=hidden_size,
+                                    encoder_width=encoder_width, num_heads=num_heads,
+                                    intermediate_size=intermediate_size, eps=layer_norm_eps)
+
+    def forward(self, queries: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        x = queries
+        for layer in self.encoder.layer:
+            x = layer(x, image)
+        return x

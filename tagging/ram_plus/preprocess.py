@@ -1,0 +1,39 @@
+"""RAM++ preprocessing from raw images, matching the official ``get_transform``.
+
+RGB -> resize to ``S x S`` ignoring the aspect ratio (Pillow BILINEAR on uint8, which antialiases
+when downscaling, as torchvision's ``Resize`` on a PIL image does) -> ``/255`` -> ImageNet
+mean/std normalisation. Output: ``float32 [B, 3, S, S]``.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def resize_uint8(image: np.ndarray, size: int) -> np.ndarray:
+    """``uint8 [H, W, 3]`` RGB -> ``uint8 [size, size, 3]`` (Pillow bilinear with antialias)."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        got = f"{image.dtype} {list(image.shape)}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"expected an RGB uint8 image [H, W, 3], got {got}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"empty image {list(image.shape)}")
+    pil = Image.fromarray(np.ascontiguousarray(image), mode="RGB")
+    return np.asarray(pil.resize((size, size), Image.BILINEAR))
+
+
+def preprocess(images: Sequence[np.ndarray], *, image_size: int,
+               mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
+    """Batch of RGB uint8 ``[H, W, 3]`` images -> normalised ``float32 [B, 3, S, S]`` (CPU)."""
+    if len(images) == 0:
+        raise ValueError("no images to preprocess")
+    batch = np.stack([resize_uint8(im, image_size) for im in images])
+    x = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div(255)
+    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    return x.sub(m).div(s)
