@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     if kind == "tap":
         from grounding.tap.verify import main as run
     else:
-        from grounding.gdino.verify import main as run
+        from grounding.groundingdino.verify import main as run
     return run(argv)
 
 

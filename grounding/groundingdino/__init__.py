@@ -1,0 +1,5 @@
+"""Grounding DINO: Swin + BERT open-set detector (official numerics, pure PyTorch).
+
+Importing :mod:`grounding.groundingdino.detector` registers ``GroundingDINODetector`` in
+``openvocab.registry.DETECTORS``.
+"""

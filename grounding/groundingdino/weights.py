@@ -1,0 +1,48 @@
+"""Weight and vocab metadata for Grounding DINO (data only; resolved in ``setup()``)."""
+from __future__ import annotations
+
+from openvocab.hub import RemoteFile
+
+_RELEASES = "https://github.com/IDEA-Research/GroundingDINO/releases/download"
+
+#: ImageNet normalisation used by the official ``load_image``.
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+#: Official RandomResize([800], max_size=1333).
+INPUT_SHORT = 800
+INPUT_MAX = 1333
+
+WEIGHTS: dict[str, RemoteFile] = {
+    "groundingdino_swint_ogc": RemoteFile(
+        filename="groundingdino_swint_ogc.pth",
+        hf_repo="ShilongLiu/GroundingDINO",
+        url=f"{_RELEASES}/v0.1.0-alpha/groundingdino_swint_ogc.pth",
+        sha256=None,
+        description="official Grounding DINO Swin-T (OGC), {'model': state_dict}, 'module.'-prefixed keys",
+    ),
+    "groundingdino_swinb_cogcoor": RemoteFile(
+        filename="groundingdino_swinb_cogcoor.pth",
+        hf_repo="ShilongLiu/GroundingDINO",
+        url=f"{_RELEASES}/v0.1.0-alpha2/groundingdino_swinb_cogcoor.pth",
+        sha256=None,
+        description="official Grounding DINO Swin-B (COCO+O365+GoldG+Cap4M+OI+RefCOCO), {'model': state_dict}",
+    ),
+    "grounding-dino-tiny": RemoteFile(
+        filename="model.safetensors",
+        hf_repo="IDEA-Research/grounding-dino-tiny",
+        sha256=None,
+        description="transformers GroundingDinoForObjectDetection (Swin-T) safetensors",
+    ),
+    "grounding-dino-base": RemoteFile(
+        filename="model.safetensors",
+        hf_repo="IDEA-Research/grounding-dino-base",
+        sha256=None,
+        description="transformers GroundingDinoForObjectDetection (Swin-B) safetensors",
+    ),
+    "bert-base-uncased-vocab": RemoteFile(
+        filename="vocab.txt",
+        hf_repo="google-bert/bert-base-uncased",
+        sha256=None,
+        description="bert-base-uncased WordPiece vocabulary (30522 tokens)",
+    ),
+}
