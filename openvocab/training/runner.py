@@ -51,9 +51,50 @@ class ExportHook(Hook):
         self._export(runner)
 
 
+#: HistoryBuffer methods that mmengine's message hub pickles as ``getattr(HistoryBuffer, name)``.
+_HISTORY_METHODS = frozenset({"min", "max", "current", "mean"})
+
+
+def _history_getattr(obj, name):
+    """Stands in for ``builtins.getattr`` while unpickling a checkpoint: only HistoryBuffer methods."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    if obj is HistoryBuffer and name in _HISTORY_METHODS:
+        return getattr(obj, name)
+    raise ValueError(f"checkpoint asks for getattr({obj!r}, {name!r}): not allowed")
+
+
+def checkpoint_safe_globals() -> list:
+    """The extra globals an mmengine training checkpoint needs under ``torch.load(weights_only=True)``:
+    the message hub's HistoryBuffer (numpy arrays inside) and a getattr restricted to its methods."""
+    import numpy as np
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    core = getattr(np, "_core", None) or np.core
+    allowed = [HistoryBuffer, np.ndarray, np.dtype, core.multiarray._reconstruct, core.multiarray.scalar,
+               (_history_getattr, "__builtin__.getattr"), (_history_getattr, "builtins.getattr")]
+    allowed += [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")]
+    return allowed
+
+
+def _runner_class():
+    import torch
+    from mmengine.runner import Runner
+
+    class OpenVocabRunner(Runner):
+        """mmengine's Runner whose checkpoint loading (resume and ``load_from``) keeps torch's
+        ``weights_only=True`` and adds :func:`checkpoint_safe_globals`, instead of failing on the
+        message hub's objects (or falling back to unrestricted pickle)."""
+
+        def load_checkpoint(self, *args, **kwargs):
+            with torch.serialization.safe_globals(checkpoint_safe_globals()):
+                return super().load_checkpoint(*args, **kwargs)
+
+    return OpenVocabRunner
+
+
 def build_runner(cfg, *, work_dir: Optional[str] = None, resume: bool = True, max_iters: Optional[int] = None):
     """An mmengine Runner for a training config (an mmengine ``Config``)."""
-    from mmengine.runner import Runner
 
     cfg = cfg.copy()
     cfg.default_scope = SCOPE
@@ -68,4 +109,4 @@ def build_runner(cfg, *, work_dir: Optional[str] = None, resume: bool = True, ma
     if not any(h.get("type") == "ExportHook" for h in hooks):
         hooks.append(dict(type="ExportHook"))
     cfg.custom_hooks = hooks
-    return Runner.from_cfg(cfg)
+    return _runner_class().from_cfg(cfg)
