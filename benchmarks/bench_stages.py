@@ -50,7 +50,7 @@ def build_stage(name: str, args):
         return MASK_HEADS.build(dict(type="TAPMaskHead", variant="vit_l", checkpoint=None, concepts=None,
                                      tokenizer=str(shared / "parity/tap/text_tokenizer.model")))
     if name == "sam":
-        return MASK_HEADS.build(dict(type="SAMMaskHead", variant="vit_h", checkpoint=None))
+        return MASK_HEADS.build(dict(type="SAMMaskHead", variant=args.sam_variant, checkpoint=None))
     raise ValueError(name)
 
 
@@ -79,6 +79,8 @@ def main(argv=None) -> int:
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--boxes", type=int, default=8, help="box prompts per image for the mask heads")
+    p.add_argument("--sam-variant", default="vit_h", choices=["vit_b", "vit_l", "vit_h"],
+                   help="SAM image encoder size for --stage sam")
     p.add_argument("--size", default="800x1200", help="HxW of the test image")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--shared", default=str(ROOT.parent / "shared"))

@@ -1,0 +1,126 @@
+"""The registered SAM mask head stage (masks + predicted IoU; no concepts or captions)."""
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+from segment_anything.modeling import Sam
+
+from openvocab import hub
+from openvocab.checkpoint import load_strict, read_state_dict
+from openvocab.masks import encode_mask
+from openvocab.registry import MASK_HEADS
+from openvocab.stages import MaskHead
+from openvocab.structures import Regions
+
+from .model import BUILDERS
+from .predictor import SamBatchPredictor, SamPrediction
+from .weights import CHECKPOINT_VARIANT, CHECKPOINTS
+
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+
+
+@MASK_HEADS.register_module()
+class SAMMaskHead(MaskHead):
+    """Segment Anything (official ``segment_anything`` modules): one mask and its IoU per prompt.
+
+    Args:
+        variant: ``"vit_b" | "vit_l" | "vit_h" | "tiny"`` (build function, see :mod:`.model`).
+        checkpoint: an official checkpoint name (``sam_vit_h_4b8939``, ``sam_vit_l_0b3195``,
+            ``sam_vit_b_01ec64``; downloaded and cached), a path to a ``.pth`` / ``.pt`` /
+            ``.safetensors`` state_dict, or ``None`` for random weights.
+        multimask: ``"auto"`` (SAM's convention: boxes -> the single-mask output 0, point-only
+            prompts -> the best predicted IoU of the multimask outputs 1..3) or a fixed index 0..3.
+        mask_threshold: logit threshold of the masks (SAM: 0.0).
+        prompt_batch_size: prompts decoded together (one decoder call per batch).
+        dtype: ``"float32"`` or ``"bfloat16"`` (``"float16"`` on CUDA) for the image encoder; the
+            prompt encoder and mask decoder (a few M parameters) stay float32.
+        seed: seed of the random initialisation (checkpoint ``None``).
+        model_kwargs: extra keyword arguments of the build function (e.g. ``image_size``).
+    """
+
+    def __init__(self, *, variant: str = "vit_h", checkpoint: Optional[str] = "sam_vit_h_4b8939",
+                 multimask: Union[str, int] = "auto", mask_threshold: float = 0.0,
+                 prompt_batch_size: int = 64, dtype: str = "float32", seed: int = 0,
+                 model_kwargs: Optional[dict[str, Any]] = None) -> None:
+        if variant not in BUILDERS:
+            raise ValueError(f"unknown SAM variant {variant!r} (choose from {sorted(BUILDERS)})")
+        if checkpoint is not None and not isinstance(checkpoint, str):
+            raise ValueError(f"checkpoint must be a name, a path or None (got {checkpoint!r})")
+        if checkpoint in CHECKPOINT_VARIANT and CHECKPOINT_VARIANT[checkpoint] != variant:
+            raise ValueError(f"checkpoint {checkpoint!r} is for variant "
+                             f"{CHECKPOINT_VARIANT[checkpoint]!r}, not {variant!r}")
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(_DTYPES)} (got {dtype!r})")
+        if multimask != "auto" and (isinstance(multimask, bool) or not isinstance(multimask, int)
+                                    or not 0 <= multimask < 4):
+            raise ValueError(f"multimask must be 'auto' or 0..3 (got {multimask!r})")
+        if isinstance(mask_threshold, bool) or not isinstance(mask_threshold, (int, float)) \
+                or not np.isfinite(mask_threshold):
+            raise ValueError(f"mask_threshold must be a finite number (got {mask_threshold!r})")
+        if isinstance(prompt_batch_size, bool) or not isinstance(prompt_batch_size, int) \
+                or prompt_batch_size < 1:
+            raise ValueError(f"prompt_batch_size must be an int >= 1 (got {prompt_batch_size!r})")
+        if model_kwargs is not None and not isinstance(model_kwargs, dict):
+            raise ValueError(f"model_kwargs must be a dict (got {type(model_kwargs).__name__})")
+        self.variant, self.checkpoint, self.multimask = variant, checkpoint, multimask
+        self.mask_threshold, self.prompt_batch_size = float(mask_threshold), prompt_batch_size
+        self.dtype, self.seed = dtype, seed
+        self.model_kwargs = dict(model_kwargs or {})
+        self.predictor: Optional[SamBatchPredictor] = None
+        self.device: Optional[str] = None
+
+    def required_files(self) -> list[str]:
+        if self.checkpoint is None:
+            return []
+        spec = CHECKPOINTS.get(self.checkpoint)
+        return [f"{spec.filename} ({spec.source})" if spec else str(self.checkpoint)]
+
+    def build_model(self) -> Sam:
+        """The model with the configured weights (random if ``checkpoint`` is ``None``), on CPU."""
+        path = None
+        if self.checkpoint is not None:  # a missing file fails before a big model is built
+            path = hub.resolve(CHECKPOINTS.get(self.checkpoint, self.checkpoint))
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                model = BUILDERS[self.variant](**self.model_kwargs)
+        except TypeError as e:
+            raise ValueError(f"bad model_kwargs for SAM variant {self.variant!r}: {e}") from None
+        if path is not None:
+            load_strict(model, read_state_dict(path), source=str(path))
+        return model.eval()
+
+    def setup(self, device: str = "cpu") -> None:
+        if self.predictor is not None and self.device == device:
+            return
+        dtype = _DTYPES[self.dtype]
+        if dtype == torch.float16 and not str(device).startswith("cuda"):
+            raise ValueError("float16 needs a CUDA device; use bfloat16 or float32 on CPU")
+        model = self.build_model().to(device)
+        model.image_encoder.to(dtype)
+        self.predictor = SamBatchPredictor(model, multimask=self.multimask,
+                                           mask_threshold=self.mask_threshold,
+                                           prompt_batch_size=self.prompt_batch_size)
+        self.device = device
+
+    def _require(self) -> SamBatchPredictor:
+        if self.predictor is None:
+            raise ValueError("SAMMaskHead.setup(device) must be called first")
+        return self.predictor
+
+    def set_image(self, image: np.ndarray) -> None:
+        self._require().set_image(image)
+
+    def predict(self, *, boxes: Optional[np.ndarray] = None, points: Optional[np.ndarray] = None,
+                point_labels: Optional[np.ndarray] = None) -> Regions:
+        pred = self._require().predict(boxes=boxes, points=points, point_labels=point_labels)
+        return to_regions(pred)
+
+
+def to_regions(pred: SamPrediction) -> Regions:
+    """:class:`SamPrediction` -> :class:`openvocab.structures.Regions` (RLE masks, no concepts)."""
+    return Regions(masks=tuple(encode_mask(m) for m in pred.masks),
+                   mask_scores=np.asarray(pred.scores, dtype=np.float32))
