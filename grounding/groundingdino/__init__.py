@@ -3,3 +3,4 @@
 Importing :mod:`grounding.groundingdino.detector` registers ``GroundingDINODetector`` in
 ``openvocab.registry.DETECTORS``.
 """
+from .detector import GroundingDINODetector  # noqa: F401

@@ -1,0 +1,85 @@
+"""The real components, tiny and random (configs/tiny_random.py), end to end through the CLI.
+
+Unlike the toy-plugin tests, this wires RAM++ -> prompt builder -> Grounding DINO -> TAP exactly as a
+user's config does (``custom_imports`` of ``tagging`` and ``grounding``), on real photos.
+"""
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+
+from openvocab.cli import main
+from openvocab.pipeline import clip_boxes
+
+
+@pytest.fixture()
+def photo_dir(tmp_path, shared_dir):
+    d = tmp_path / "photos"
+    d.mkdir()
+    for name in ("demo2.jpg", "demo4.jpg"):  # 3000x2000 and 428x640
+        shutil.copy(shared_dir / "images" / name, d / name)
+    (d / "broken.jpg").write_bytes((shared_dir / "images" / "demo4.jpg").read_bytes()[:2000])
+    (d / "notes.txt").write_text("not an image")
+    return d
+
+
+def test_label_real_photos_all_formats(photo_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main(["label", str(photo_dir), "--config", "tiny_random", "--out", str(out), "--batch-size", "2",
+               "--formats", "coco,jsonl,yolo,labelme", "--vis", "--no-progress"])
+    assert rc == 1  # the truncated JPEG failed; the others were labeled
+    failures = [json.loads(l) for l in (out / "failures.jsonl").read_text().splitlines()]
+    assert [Path(f["file"]).name for f in failures] == ["broken.jpg"]
+
+    coco = COCO(str(out / "coco.json"))
+    imgs = {Path(i["file_name"]).name: i for i in coco.loadImgs(coco.getImgIds())}
+    assert set(imgs) == {"demo2.jpg", "demo4.jpg"}
+    assert (imgs["demo2.jpg"]["width"], imgs["demo2.jpg"]["height"]) == (3000, 2000)
+    anns = coco.loadAnns(coco.getAnnIds())
+    assert anns, "the tiny pipeline should reach the detector and mask head on real photos"
+    used = {c["name"] for c in coco.loadCats(coco.getCatIds())}
+    raw = json.loads((out / "coco.json").read_text())
+    for a in anns:
+        im = coco.imgs[a["image_id"]]
+        x, y, w, h = a["bbox"]
+        assert 0 <= x and 0 <= y and x + w <= im["width"] + 1e-3 and y + h <= im["height"] + 1e-3
+        m = coco.annToMask(a)
+        assert m.shape == (im["height"], im["width"])
+        assert coco.cats[a["category_id"]]["name"] in used
+    # image-level tags include the ones that were not boxable (kept, marked boxable=False)
+    tags = {t["name"]: t for i in raw["images"] for t in i["tags"]}
+    assert tags and any(t["boxable"] is False for t in tags.values())
+    boxable = {n for n, t in tags.items() if t["boxable"]}
+    assert used <= boxable
+
+    lines = [json.loads(l) for l in (out / "labels.jsonl").read_text().splitlines()]
+    assert sorted(Path(l["file"]).name for l in lines) == ["demo2.jpg", "demo4.jpg"]
+    assert sum(len(l["detections"]) for l in lines) == len(anns)
+    assert len(list((out / "vis").glob("*.png"))) == 2
+    assert len(list((out / "labelme").glob("*.json"))) == 2
+    assert (out / "yolo" / "data.yaml").is_file()
+    yolo_rows = [r for f in (out / "yolo" / "labels").glob("*.txt") for r in f.read_text().splitlines()]
+    assert len(yolo_rows) == len(anns)
+    for r in yolo_rows:
+        vals = [float(v) for v in r.split()[1:5]]
+        assert all(0.0 <= v <= 1.0 for v in vals)
+
+
+def test_tag_command_with_tiny_random(shared_dir, capsys):
+    assert main(["tag", str(shared_dir / "images" / "demo4.jpg"), "--config", "tiny_random", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["tags"] and all(t["source"] == "closed-set" for t in row["tags"])
+    scores = [t["score"] for t in row["tags"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_clip_boxes():
+    b = np.array([[-5, 2, 30, 50], [10, -1, 12, 3], [90, 90, 120, 130]], np.float32)
+    got = clip_boxes(b, 100, 80)
+    np.testing.assert_array_equal(got, [[0, 2, 30, 50], [10, 0, 12, 3], [90, 80, 100, 80]])
+    assert clip_boxes(np.zeros((0, 4)), 10, 10).shape == (0, 4)
