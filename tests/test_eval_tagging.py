@@ -30,7 +30,40 @@ def test_average_precision_by_hand():
         average_precision([0.1], [True, False])
 
 
+def _ap_by_definition(scores, labels):
+    """AP spelled out: for each distinct score t (descending), the set {score >= t} gives P and R;
+    AP = sum over those sets of (R - previous R) * P. Unscored items are never retrieved."""
+    n_pos = sum(labels)
+    ap, prev_r = 0.0, 0.0
+    for t in sorted({s for s in scores if s is not None}, reverse=True):
+        hit = [y for s, y in zip(scores, labels) if s is not None and s >= t]
+        p, r = sum(hit) / len(hit), sum(hit) / n_pos
+        ap += (r - prev_r) * p
+        prev_r = r
+    return ap
+
+
+def test_average_precision_equals_the_definition_on_random_rankings():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(1, 30))
+        s = [None if rng.random() < 0.15 else float(v) for v in rng.integers(0, 6, n) / 5]  # ties, unscored
+        y = [bool(v) for v in rng.random(n) < 0.4]
+        y[0] = True
+        assert average_precision(s, y) == pytest.approx(_ap_by_definition(s, y), abs=1e-12)
+
+
+def test_average_precision_known_values():
+    # scikit-learn's documented example: y = [0, 0, 1, 1], scores [0.1, 0.4, 0.35, 0.8] -> 0.8333...
+    assert average_precision([0.1, 0.4, 0.35, 0.8], [False, False, True, True]) == pytest.approx(5 / 6)
+    # positives ranked 1st and 4th of 4: (1/2) * 1 + (1/2) * (2/4) = 3/4
+    assert average_precision([0.9, 0.8, 0.7, 0.6], [True, False, False, True]) == pytest.approx(0.75)
+    # all tied: one operating point with P = 2/5, R = 1
+    assert average_precision([0.5] * 5, [True, True, False, False, False]) == pytest.approx(0.4)
+
+
 def test_average_precision_matches_sklearn():
+    """Cross-check against scikit-learn (a test dependency: ``pip install scikit-learn``)."""
     sk = pytest.importorskip("sklearn.metrics")
     rng = np.random.default_rng(0)
     for _ in range(50):

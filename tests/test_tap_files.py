@@ -19,8 +19,32 @@ from openvocab.checkpoint import CheckpointError
 
 
 class _Evil:
+    """Unpickling calls ``os.system("touch <marker>")`` with the plain unpickler."""
+
+    marker = os.devnull  # harmless default; the test below points it at a temporary file
+
     def __reduce__(self):
-        return (os.system, ("echo pwned",))
+        return (os.system, (f"touch {self.marker}",))
+
+
+class _EvalEvil:
+    def __reduce__(self):
+        return (eval, ("__import__('os').getcwd()",))
+
+
+def test_plain_pickle_would_run_the_payload_ours_refuses(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = _Evil()
+    evil.marker = str(marker)
+    data = pickle.dumps({"weights": np.zeros(3, np.float32), "x": evil}, protocol=2)
+    for protocol_data in (data, pickle.dumps([evil], protocol=0), pickle.dumps(evil, protocol=5)):
+        with pytest.raises(UnsafePickleError, match="posix.system|os.system|nt.system"):
+            safe_loads(protocol_data)
+        assert not marker.exists()
+    with pytest.raises(UnsafePickleError, match="builtins.eval"):
+        safe_loads(pickle.dumps(_EvalEvil()))
+    pickle.loads(data)  # the control: the standard unpickler does execute it
+    assert marker.exists()
 
 
 @pytest.mark.parametrize("protocol", [0, 2, 4, 5])
@@ -123,3 +147,20 @@ def test_weight_metadata():
     assert CONCEPTS["coco_80"].hf_filename == "concepts/coco_80.pkl"
     assert TOKENIZER.url.endswith("tokenize_anything/modeling/text_tokenizer.model")
     assert all(s.sha256 is None for s in [*CHECKPOINTS.values(), *CONCEPTS.values(), TOKENIZER])
+
+
+def test_wrong_official_pickle_names_missing_and_unexpected_keys(tmp_path):
+    from grounding.tap import TAPMaskHead
+    from grounding.tap.model import build_tap_tiny
+
+    sd = {k: v.numpy() for k, v in build_tap_tiny().state_dict().items()}
+    del sd["image_encoder.cross_conv.0.norm1.running_var"]
+    sd["image_encoder.blocks.0.attn.rel_pos_h"] = np.zeros((7, 8), np.float32)  # a SAM-style key
+    path = tmp_path / "wrong.pkl"
+    with open(path, "wb") as f:
+        pickle.dump(sd, f)
+    head = TAPMaskHead(variant="tiny", checkpoint=str(path), concepts=None, caption=False)
+    with pytest.raises(CheckpointError, match=r"wrong\.pkl does not fit TapModel: 1 missing keys: "
+                                              r"image_encoder\.cross_conv\.0\.norm1\.running_var; 1 unexpected "
+                                              r"keys: image_encoder\.blocks\.0\.attn\.rel_pos_h"):
+        head.setup("cpu")

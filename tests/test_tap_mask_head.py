@@ -132,15 +132,40 @@ def test_stage_parity_with_fixture(fixture_a, tmp_path):
             np.testing.assert_allclose([c.score for c in concepts], prob.numpy(), atol=1e-5)
 
 
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a & b).sum((1, 2)) / np.maximum((a | b).sum((1, 2)), 1)
+
+
 def test_bfloat16_close_to_float32():
-    heads = {}
+    """bf16 weights (dtype="bfloat16") and fp32 weights under CPU bf16 autocast (the pipeline's
+    --precision bf16) both give masks, scores, concepts and captions close to fp32."""
+    boxes = np.array([[10, 10, 80, 70], [30, 5, 125, 85], [0, 0, 129, 89]], np.float32)
+    kw = dict(variant="tiny", checkpoint=None, max_caption_tokens=4,
+              concepts=dict(names=["cat", "dog", "car", "tree", "sky"], text_encoder="random"))
+    preds = {}
     for dt in ("float32", "bfloat16"):
-        h = TAPMaskHead(variant="tiny", checkpoint=None, concepts=None, caption=False, dtype=dt)
+        h = TAPMaskHead(dtype=dt, **kw)
         h.setup("cpu")
+        assert h.predictor.model.dtype == (torch.bfloat16 if dt == "bfloat16" else torch.float32)
         h.set_image(_image(seed=2))
-        heads[dt] = h.predict(boxes=np.array([[10, 10, 80, 70]], np.float32))
-    np.testing.assert_allclose(heads["bfloat16"].mask_scores, heads["float32"].mask_scores, atol=0.05)
-    assert heads["bfloat16"].captions is None
+        preds[dt] = h.predictor.predict(boxes=boxes)
+        if dt == "float32":
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+                h.set_image(_image(seed=2))
+                preds["autocast"] = h.predictor.predict(boxes=boxes)
+    ref = preds["float32"]
+    assert 0.2 < ref.masks.mean() < 0.9  # non-trivial masks
+    for name in ("bfloat16", "autocast"):
+        p = preds[name]
+        assert p.masks.shape == ref.masks.shape and p.masks.dtype == bool
+        assert _iou(p.masks, ref.masks).min() > 0.97, name
+        np.testing.assert_allclose(p.scores, ref.scores, atol=0.02)
+        np.testing.assert_allclose(p.concept_scores, ref.concept_scores, atol=0.05)
+        assert len(p.captions) == 3 and all(isinstance(c, str) for c in p.captions)
+    r = TAPMaskHead(caption=False, dtype="bfloat16", **kw)
+    r.setup("cpu")
+    r.set_image(_image(seed=2))
+    assert r.predict(boxes=boxes).captions is None
 
 
 def test_segment_detections(tiny_head):

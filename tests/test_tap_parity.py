@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from grounding.tap import verify
+from torch.nn import functional as F
+
+from grounding.tap import image_decoder, verify
 from grounding.tap.image_encoder import relative_position_index, window_merge, window_partition
 from grounding.tap.model import build_tap
 from grounding.tap.text_decoder import apply_rotary_interleaved, generate_greedy, rotary_tables
@@ -67,23 +69,101 @@ def test_verify_without_outputs(fixture_a, tmp_path, capsys):
     assert torch.equal(res["calls"]["point"]["mask_pred"], res2["calls"]["point"]["mask_pred"])
 
 
-@pytest.mark.parametrize("cfg", [
-    dict(vit_depth=8, vit_embed_dim=48, vit_num_heads=3, window_size=3, image_embed_dim=32,
-         decoder_num_heads=1, text_embed_dim=32, text_num_heads=2, text_depth=1, vocab_size=97,
+def _randomise(model: torch.nn.Module, seed: int) -> None:
+    """Like the official fixture: no parameter left at a constant default init."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, (torch.nn.LayerNorm, torch.nn.BatchNorm2d)):
+            m.weight.data = 1 + 0.1 * torch.randn(m.weight.shape, generator=g)
+            m.bias.data = 0.1 * torch.randn(m.bias.shape, generator=g)
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.data = 0.1 * torch.randn(m.running_mean.shape, generator=g)
+            m.running_var.data = 0.5 + torch.rand(m.running_var.shape, generator=g)
+    for k, p in model.named_parameters():
+        if k.endswith("rel_pos_embed.weight"):
+            p.data = 0.5 * torch.randn(p.shape, generator=g)
+    model.text_decoder.encoder.weight.data *= 4
+
+
+def _naive_encoder(enc, x: torch.Tensor) -> torch.Tensor:
+    """The encoder as NOTES.md 4.1 describes it, window by window with explicit loops."""
+    b, ws, c = x.shape[0], enc.window_size, enc.embed_dim
+    g = enc.grid
+    t = enc.patch_embed.proj(x).permute(0, 2, 3, 1) + enc.pos_embed.weight.view(g, g, c)
+    depth = len(enc.blocks)
+    cross = [(depth // 4) * (k + 1) - 1 for k in range(4)]
+    cells = [(i // ws, i % ws) for i in range(ws * ws)]  # row-major inside a window
+    for i, blk in enumerate(enc.blocks):
+        heads = blk.attn.num_heads
+        hd = c // heads
+        table = blk.attn.rel_pos_embed.weight
+        bias = torch.empty(heads, ws * ws, ws * ws)
+        for qi, (qy, qx) in enumerate(cells):
+            for ki, (ky, kx) in enumerate(cells):
+                bias[:, qi, ki] = table[:, (qy - ky + ws - 1) * (2 * ws - 1) + (qx - kx + ws - 1)]
+        out = torch.empty_like(t)
+        for r in range(g // ws):
+            for col in range(g // ws):
+                tok = t[:, r * ws:(r + 1) * ws, col * ws:(col + 1) * ws].reshape(b, ws * ws, c)
+                qkv = blk.attn.qkv(F.layer_norm(tok, (c,), blk.norm1.weight, blk.norm1.bias, 1e-5))
+                o = []
+                for h in range(heads):
+                    q, k, v = (qkv[..., part * c + h * hd: part * c + (h + 1) * hd] for part in range(3))
+                    att = (q @ k.transpose(1, 2)) / hd ** 0.5 + bias[h]
+                    o.append(att.softmax(-1) @ v)
+                y = tok + blk.attn.proj(torch.cat(o, -1))
+                y = y + blk.mlp.fc2(F.gelu(blk.mlp.fc1(F.layer_norm(y, (c,), blk.norm2.weight, blk.norm2.bias, 1e-5))))
+                out[:, r * ws:(r + 1) * ws, col * ws:(col + 1) * ws] = y.reshape(b, ws, ws, c)
+        t = out
+        if i == depth - 1:
+            t = F.layer_norm(t, (c,), enc.norm.weight, enc.norm.bias, 1e-5)
+        if i in cross:
+            bn = enc.cross_conv[cross.index(i)]
+            m = t.permute(0, 3, 1, 2)
+            y = F.gelu(bn.norm1(bn.conv1(m)))
+            y = F.gelu(bn.norm2(bn.conv2(y)))
+            t = (bn.norm3(bn.conv3(y)) + m).permute(0, 2, 3, 1)
+    neck = enc.neck
+    return neck.output_conv[0](neck.lateral_conv[0](t.permute(0, 3, 1, 2)))
+
+
+def _naive_attention(att, q, k, v):
+    """Decoder attention head by head (q/k/v projections split into contiguous head slices)."""
+    qp, kp, vp = att.q_proj(q), att.k_proj(k), att.v_proj(v)
+    hd = qp.shape[-1] // att.num_heads
+    o = [((qp[..., h * hd:(h + 1) * hd] @ kp[..., h * hd:(h + 1) * hd].transpose(1, 2)) / hd ** 0.5).softmax(-1)
+         @ vp[..., h * hd:(h + 1) * hd] for h in range(att.num_heads)]
+    return att.proj(torch.cat(o, -1))
+
+
+#: other tiny configurations: depth 4/8/12 (multiples of 4), windows of 2x2, 4x4 and 1 window,
+#: 1..4 encoder heads, decoder widths 32/48/96 with 1 or 3 heads, other text widths/heads
+OTHER_CONFIGS = [
+    dict(vit_depth=8, vit_embed_dim=48, vit_num_heads=3, window_size=3, image_embed_dim=96,
+         decoder_num_heads=3, text_embed_dim=128, text_num_heads=2, text_depth=2, vocab_size=97,
          sem_embed_dim=40, text_seq_len=9, image_size=192, patch_size=16),
-    dict(vit_depth=4, vit_embed_dim=32, vit_num_heads=4, window_size=4, image_embed_dim=48,
+    dict(vit_depth=12, vit_embed_dim=32, vit_num_heads=4, window_size=8, image_embed_dim=32,
+         decoder_num_heads=1, text_embed_dim=64, text_num_heads=1, text_depth=1, vocab_size=100,
+         sem_embed_dim=16, text_seq_len=8, image_size=128, patch_size=16),
+    dict(vit_depth=4, vit_embed_dim=32, vit_num_heads=1, window_size=4, image_embed_dim=48,
          decoder_num_heads=3, text_embed_dim=64, text_num_heads=4, text_depth=2, vocab_size=50,
          sem_embed_dim=24, text_seq_len=6, image_size=128, patch_size=16, decoder_mlp_dim=96),
-])
-def test_verify_other_tiny_configs(cfg, tmp_path):
+]
+
+
+@pytest.mark.parametrize("cfg", OTHER_CONFIGS, ids=["d8-w3-h3-dec96", "d12-w8-h4-dec32", "d4-w4-h1-dec48"])
+def test_verify_other_tiny_configs(cfg, tmp_path, capsys):
     torch.manual_seed(1)
     model = verify.build_from_config(cfg).eval()
+    _randomise(model, 5)
     fx = {"format": "tap_tiny_fixture_v1", "config": dict(cfg, seed=3, num_concepts=7),
           "tokenizer": {"n_words": cfg["vocab_size"], "bos_id": 1, "eos_id": 2},
           "state_dict": model.state_dict()}
     path, out = tmp_path / "fx.pt", tmp_path / "out.pt"
     torch.save(fx, path)
-    assert verify.main([str(path), "--save", str(out)]) == 0
+    from grounding.verify import main as dispatch
+
+    assert dispatch([str(path), "--save", str(out)]) == 0
     res = torch.load(out, weights_only=True)
     grid = cfg["image_size"] // 16
     assert tuple(res["image_embeddings"].shape) == (2, cfg["image_embed_dim"], grid, grid)
@@ -91,20 +171,33 @@ def test_verify_other_tiny_configs(cfg, tmp_path):
     assert tuple(box["sem_embeds"].shape) == (6, 4, cfg["sem_embed_dim"])
     assert tuple(box["concept_logits_all_tokens"].shape) == (6, 4, 7)
     assert box["caption_token_ids"].shape[1] == cfg["text_seq_len"] - 1
-    # window attention == full attention restricted to each window (independent check)
-    enc = model.image_encoder
-    x = torch.randn(2, grid * grid, cfg["vit_embed_dim"])
-    blk = enc.blocks[0]
-    got = window_merge(blk(window_partition(x.view(2, grid, grid, -1), enc.window_size)),
-                       enc.window_size, grid, grid)
-    ws = enc.window_size
-    xi = x.view(2, grid, grid, -1)[:, :ws, ws:2 * ws].reshape(2, ws * ws, -1)
-    want = blk(xi).reshape(2, ws, ws, -1)
-    torch.testing.assert_close(got[:, :ws, ws:2 * ws], want)
-    # stored outputs feed back: the fixture with its own outputs passes
+    assert box["caption_step_logits"].shape[-1] == cfg["vocab_size"]
+    # the image encoder against the written-out dataflow (windows, rel-pos bias, bottlenecks, neck)
+    with torch.inference_mode():
+        want = _naive_encoder(model.image_encoder, res["img_preprocessed"])
+    torch.testing.assert_close(res["image_embeddings"], want, atol=2e-5, rtol=1e-4)
+    # every decoder attention against a head-by-head version (head split for these widths)
+    torch.manual_seed(2)
+    for name, att in model.image_decoder.named_modules():
+        if isinstance(att, image_decoder.Attention):
+            q, k = torch.randn(2, 5, cfg["image_embed_dim"]), torch.randn(2, 7, cfg["image_embed_dim"])
+            with torch.inference_mode():
+                torch.testing.assert_close(att(q, k, k), _naive_attention(att, q, k, k), atol=1e-5,
+                                           rtol=1e-5, msg=name)
+    # the multimask rule on these outputs: boxes take 0, point prompts the best of 1..3
+    assert box["mask_index"].eq(0).all()
+    pt = res["calls"]["point"]
+    assert torch.equal(pt["mask_index"], pt["iou_pred"][:, 1:].argmax(1) + 1)
+    # stored outputs feed back: the fixture with its own outputs passes, a 1e-3 change fails
     fx["outputs"] = res
     torch.save(fx, path)
-    assert verify.main([str(path)]) == 0
+    capsys.readouterr()
+    assert dispatch([str(path)]) == 0
+    assert "PASS" in capsys.readouterr().out
+    bad = copy.deepcopy(res)
+    bad["calls"]["mixed"]["caption_step_logits"] += 1e-3
+    lines, ok = verify.compare(res, bad, 1e-4)
+    assert not ok and "mixed.caption_step_logits: max abs diff 1.000e-03  FAIL" in lines
 
 
 def test_relative_position_index_by_hand():

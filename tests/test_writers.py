@@ -232,7 +232,7 @@ def test_labelme_fields_shapes_and_unique_names(tmp_path):
     rect, poly = d["shapes"][0], d["shapes"][1]
     assert rect["shape_type"] == "rectangle" and rect["label"] == "car"
     assert rect["points"] == [[20.25, 10.5], [120.125, 60.75]] and rect["group_id"] == 0
-    assert rect["description"] == "score 0.877; a red car"
+    assert rect["description"] == "score 0.877; a red car; concepts: car 0.80, vehicle 0.10"
     assert poly["shape_type"] == "polygon" and poly["group_id"] == 0
     assert sorted(map(tuple, poly["points"])) == [(30.0, 20.0), (30.0, 39.0), (59.0, 20.0), (59.0, 39.0)]
     assert [s["shape_type"] for s in d["shapes"]] == ["rectangle", "polygon", "rectangle", "polygon"]

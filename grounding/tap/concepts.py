@@ -11,15 +11,26 @@ Sources:
   the restricted unpickler;
 * ``.pt`` (``{"weights": [D, C], "names": [...]}``, ``weights_only``) or ``.safetensors``
   (tensor ``weights``, names as JSON in the metadata) files written by :func:`save_concept_matrix`;
-* :func:`build_concept_matrix` from any text encoder with ``encode(list[str]) -> [N, D]``.
+* :func:`build_concept_matrix` from any text encoder with ``encode(list[str]) -> [N, D]``;
+* :func:`concepts_from_spec` with a *vocabulary spec* (a dict, as a config's ``mask_head.concepts``):
+  ``dict(names=[...] | names_file=PATH, text_encoder=dict(type='CLIPTextEncoder', ...) | 'random',
+  template='a {}', logit_scale=100.0, seed=0)``. The text encoder is built through
+  ``openvocab.registry.TEXT_ENCODERS`` (the config's ``custom_imports`` must load the package that
+  registers it, e.g. ``tagging`` for the tagger's CLIP text encoder; nothing here imports it).
+  ``'random'`` gives deterministic, meaningless unit vectors (tiny smoke-test pipelines).
+
+The text space must be the one the TAP model was trained in: the official weights expect 1024-d
+EVA02-CLIP-bigE-14-plus text embeddings, so a CLIP ViT-B/16 (512-d) vocabulary only fits a TAP model
+with ``sem_embed_dim=512`` (e.g. one trained or tiny); a mismatch raises ``ValueError``.
 """
 from __future__ import annotations
 
 import json
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -59,7 +70,8 @@ class ConceptMatrix:
             raise ValueError(f"semantic embeddings have {sem_embeds.shape[-1]} dims, the concept "
                              f"matrix {self.dim}")
         w = self.weights.to(sem_embeds.device)
-        return F.normalize(sem_embeds.float(), dim=-1) @ w
+        with torch.autocast(device_type=sem_embeds.device.type, enabled=False):  # float32 even under autocast
+            return F.normalize(sem_embeds.float(), dim=-1) @ w
 
     def topk(self, sem_embeds: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Softmax top-k: ``(indices int64 [..., k], probabilities float32 [..., k])``."""
@@ -123,3 +135,104 @@ def load_concept_matrix(spec: str | os.PathLike) -> ConceptMatrix:
         raise ValueError(f"{path}: expected an official concept pickle [weights (D, C), names]")
     return ConceptMatrix(weights=torch.from_numpy(np.ascontiguousarray(obj[0], dtype=np.float32)),
                          names=tuple(str(n) for n in obj[1]))
+
+
+class RandomTextEncoder:
+    """Meaningless but deterministic unit vectors, one per text (seeded by the text's CRC32).
+
+    For tiny random pipelines: concepts then exercise the whole toolchain without any file.
+    """
+
+    def __init__(self, *, dim: int, seed: int = 0) -> None:
+        if dim < 1:
+            raise ValueError(f"dim must be >= 1 (got {dim})")
+        self.dim, self.seed = int(dim), int(seed)
+
+    def encode(self, texts: Sequence[str]) -> torch.Tensor:
+        rows = []
+        for t in texts:
+            g = torch.Generator().manual_seed((zlib.crc32(str(t).encode("utf-8")) + 7919 * self.seed) % 2**63)
+            rows.append(torch.randn(self.dim, generator=g))
+        return F.normalize(torch.stack(rows), dim=-1) if rows else torch.zeros(0, self.dim)
+
+
+#: keys of a vocabulary spec (see :func:`concepts_from_spec`)
+SPEC_KEYS = frozenset({"names", "names_file", "text_encoder", "template", "logit_scale", "seed"})
+
+
+def read_names_file(path: Union[str, os.PathLike]) -> list[str]:
+    """Concept names from a text file (one per line, blank lines and ``#`` comments skipped) or a
+    JSON list."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"{p}: concept names file not found")
+    text = p.read_text(encoding="utf-8")
+    if p.suffix.lower() == ".json":
+        try:
+            names = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{p}: invalid JSON ({e.msg} at line {e.lineno})") from None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"{p}: expected a JSON list of concept names")
+    else:
+        names = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not names:
+        raise ValueError(f"{p}: no concept names")
+    return names
+
+
+def _build_text_encoder(cfg: Any, dim: Optional[int], seed: int):
+    if cfg == "random":
+        if dim is None:
+            raise ValueError("text_encoder='random' needs the model's semantic embedding size")
+        return RandomTextEncoder(dim=dim, seed=seed)
+    if isinstance(cfg, Mapping):
+        from openvocab.registry import TEXT_ENCODERS
+
+        try:
+            return TEXT_ENCODERS.build(dict(cfg))
+        except KeyError as e:
+            raise ValueError(f"concept text encoder {dict(cfg).get('type')!r} is not registered ({e}); load the "
+                             "package that registers it with the config's custom_imports (the tagger's "
+                             "CLIPTextEncoder registers with 'tagging')") from None
+    if hasattr(cfg, "encode"):
+        return cfg
+    raise ValueError(f"text_encoder must be a TEXT_ENCODERS config dict, 'random' or an object with "
+                     f"encode(texts) (got {cfg!r})")
+
+
+def concepts_from_spec(spec: Union[str, os.PathLike, Mapping[str, Any]], *,
+                       dim: Optional[int] = None) -> ConceptMatrix:
+    """A concept matrix from an official name / file (:func:`load_concept_matrix`) or a vocabulary spec.
+
+    Args:
+        spec: ``"merged_2560"`` / a path, or ``dict(names=[...] | names_file=PATH,
+            text_encoder=dict(type=...) | 'random', template='a {}', logit_scale=100.0, seed=0)``.
+        dim: the TAP model's semantic embedding size; the matrix must have it (``ValueError``).
+    """
+    if isinstance(spec, Mapping):
+        unknown = set(spec) - SPEC_KEYS
+        if unknown:
+            raise ValueError(f"unknown concept vocabulary keys {sorted(unknown)} (allowed: {sorted(SPEC_KEYS)})")
+        if ("names" in spec) == ("names_file" in spec):
+            raise ValueError("a concept vocabulary needs exactly one of 'names' (a list) or 'names_file'")
+        names = read_names_file(spec["names_file"]) if "names_file" in spec else spec["names"]
+        if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+            raise ValueError("concept 'names' must be a list of strings")
+        if "text_encoder" not in spec:
+            raise ValueError("a concept vocabulary needs a 'text_encoder' (a TEXT_ENCODERS config dict, e.g. "
+                             "dict(type='CLIPTextEncoder'), or 'random')")
+        encoder = _build_text_encoder(spec["text_encoder"], dim, int(spec.get("seed", 0)))
+        matrix = build_concept_matrix(list(names), encoder, template=spec.get("template", "a {}"),
+                                      logit_scale=float(spec.get("logit_scale", DEFAULT_LOGIT_SCALE)))
+        source = f"vocabulary of {len(names)} names embedded by {type(encoder).__name__}"
+    else:
+        matrix = load_concept_matrix(spec)
+        source = str(spec)
+    if dim is not None and matrix.dim != dim:
+        raise ValueError(
+            f"concept matrix ({source}) has {matrix.dim}-d embeddings but the TAP model's semantic "
+            f"embeddings are {dim}-d. Concepts must live in the text space the model was trained in: the "
+            "official TAP weights use 1024-d EVA02-CLIP-bigE-14-plus text embeddings (the official concept "
+            "files), so e.g. CLIP ViT-B/16 (512-d) concepts only fit a TAP model with sem_embed_dim=512")
+    return matrix

@@ -1,7 +1,7 @@
 """The registered TAP mask head stage (masks + region concepts + captions)."""
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 import torch
@@ -13,7 +13,7 @@ from openvocab.registry import MASK_HEADS
 from openvocab.stages import MaskHead
 from openvocab.structures import Concept, Regions
 
-from .concepts import ConceptMatrix, load_concept_matrix
+from .concepts import ConceptMatrix, concepts_from_spec
 from .convert import read_tap_checkpoint
 from .model import BUILDERS, TapModel
 from .predictor import TapPrediction, TapPredictor
@@ -33,7 +33,10 @@ class TAPMaskHead(MaskHead):
         checkpoint: an official checkpoint name (``tap_vit_l_v1_1``...), a path (``.pkl`` official
             pickle, ``.pt`` / ``.safetensors`` state_dict), or ``None`` for random weights.
         concepts: official concept set name (``merged_2560``, ``lvis_1203``, ``coco_80``), a
-            ``.pkl`` / ``.pt`` / ``.safetensors`` path (:mod:`.concepts`), or ``None`` (no concepts).
+            ``.pkl`` / ``.pt`` / ``.safetensors`` path, a vocabulary spec
+            ``dict(names=[...] | names_file=PATH, text_encoder=dict(type='CLIPTextEncoder', ...) | 'random')``
+            embedded at setup (:func:`.concepts.concepts_from_spec`; its dimension must match the
+            model's semantic embeddings), or ``None`` (no concepts).
         tokenizer: SentencePiece model path, or ``None`` for the official one via the hub (for
             ``variant="tiny"`` without checkpoint: a built-in byte tokenizer, no files needed).
         top_k_concepts: concepts kept per region.
@@ -47,7 +50,7 @@ class TAPMaskHead(MaskHead):
     """
 
     def __init__(self, *, variant: str = "vit_l", checkpoint: Optional[str] = "tap_vit_l_v1_1",
-                 concepts: Optional[str] = "merged_2560", tokenizer: Optional[str] = None,
+                 concepts: Union[str, Mapping[str, Any], None] = "merged_2560", tokenizer: Optional[str] = None,
                  top_k_concepts: int = 3, max_caption_tokens: Optional[int] = None,
                  caption: bool = True, multimask: Union[str, int] = "auto",
                  prompt_batch_size: int = 64, dtype: str = "float32", seed: int = 0,
@@ -78,7 +81,13 @@ class TAPMaskHead(MaskHead):
         if self.checkpoint is not None:
             spec = CHECKPOINTS.get(self.checkpoint)
             files.append(f"{spec.filename} ({spec.source})" if spec else str(self.checkpoint))
-        if self.concepts is not None:
+        if isinstance(self.concepts, Mapping):
+            if "names_file" in self.concepts:
+                files.append(str(self.concepts["names_file"]))
+            enc = self.concepts.get("text_encoder")
+            if isinstance(enc, Mapping):
+                files.append(f"the files of text encoder {enc.get('type')!r} (concept vocabulary)")
+        elif self.concepts is not None:
             spec = CONCEPTS.get(self.concepts)
             files.append(f"{spec.filename} ({spec.source})" if spec else str(self.concepts))
         if self.caption and not self._byte_tokenizer():
@@ -120,7 +129,8 @@ class TAPMaskHead(MaskHead):
         model.prompt_encoder.coord_matrix.data = model.prompt_encoder.coord_matrix.data.float()
         concepts: Optional[ConceptMatrix] = None
         if self.concepts is not None:
-            concepts = load_concept_matrix(self.concepts)
+            concepts = concepts_from_spec(self.concepts,
+                                          dim=model.image_decoder.sem_pred.layers[-1].out_features)
         self.predictor = TapPredictor(model, tokenizer=tokenizer, concepts=concepts,
                                       top_k_concepts=self.top_k_concepts, caption=self.caption,
                                       max_caption_tokens=self.max_caption_tokens,

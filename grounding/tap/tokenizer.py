@@ -6,7 +6,8 @@ EOS, as the official code does.
 
 * :class:`SentencePieceTokenizer`: the official LLaMA SentencePiece model (32000 pieces, pad
   ``-1`` mapped to ``n_words - 1 = 31999``).
-* :class:`ByteTokenizer`: self-contained fallback for tiny random models (no file needed).
+* :class:`ByteTokenizer`: self-contained fallback for tiny random models (no file needed); it
+  decodes to printable text only (invalid UTF-8 becomes U+FFFD, control characters are dropped).
 * :class:`IdTokenizer`: ids written as decimal text (the parity fixtures' stand-in tokenizer).
 """
 from __future__ import annotations
@@ -70,7 +71,7 @@ class ByteTokenizer(_Base):
 
     def decode(self, ids: Sequence[int]) -> str:
         data = bytes(int(i) - self.OFFSET for i in ids if self.OFFSET <= int(i) < self.OFFSET + 256)
-        return data.decode("utf-8", errors="replace")
+        return "".join(ch for ch in data.decode("utf-8", errors="replace") if ch.isprintable())
 
 
 class IdTokenizer(_Base):

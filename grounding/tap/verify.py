@@ -80,9 +80,17 @@ def synthetic_calls(sizes: list[tuple[int, int]], scales: list[float]) -> dict[s
 
 
 def make_tokenizer(meta: Optional[dict], vocab_size: int, path: Optional[str]):
+    """``--tokenizer`` if given; the official SentencePiece model (hub cache) for fixtures whose
+    ``tokenizer.kind`` is ``"sentencepiece"``; else the ids-as-text stand-in of the tiny fixtures."""
+    meta = meta or {}
+    if not path and meta.get("kind") == "sentencepiece":
+        from openvocab import hub
+
+        from .weights import TOKENIZER
+
+        path = str(hub.resolve(TOKENIZER))
     if path:
         return SentencePieceTokenizer(model_file=path)
-    meta = meta or {}
     return IdTokenizer(n_words=int(meta.get("n_words", vocab_size)), bos_id=int(meta.get("bos_id", 1)),
                        eos_id=int(meta.get("eos_id", 2)), pad_id=meta.get("pad_id"))
 
@@ -212,7 +220,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not isinstance(fx, dict) or not str(fx.get("format", "")).startswith("tap"):
         print(f"{args.fixture}: not a TAP fixture", file=sys.stderr)
         return 2
-    res = run_fixture(fx, device=args.device, tokenizer_path=args.tokenizer)
+    from openvocab.hub import MissingFileError
+
+    try:
+        res = run_fixture(fx, device=args.device, tokenizer_path=args.tokenizer)
+    except MissingFileError as e:
+        print(f"{args.fixture}: {e}\n(or pass --tokenizer PATH)", file=sys.stderr)
+        return 2
     if args.save:
         torch.save(res, args.save)
         print(f"saved outputs to {args.save}")

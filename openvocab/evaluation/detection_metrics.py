@@ -132,6 +132,12 @@ def _pred_records(pred: Any, source: str) -> tuple[list[dict], Optional[list[str
     raise ValueError(f"{source}: predictions must be COCO JSON (images/annotations/categories) or a results list")
 
 
+def prediction_tag_names(pred: Any, *, source: str = "predictions") -> list[str]:
+    """The distinct tag names of a prediction file's detections (for a synonym normaliser)."""
+    records, _ = _pred_records(pred, source)
+    return list(dict.fromkeys(str(r["tag"]) for r in records if "tag" in r))
+
+
 def _valid_box(b: Any) -> bool:
     return (isinstance(b, (list, tuple)) and len(b) == 4
             and all(isinstance(v, (int, float)) and math.isfinite(v) for v in b))

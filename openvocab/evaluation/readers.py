@@ -132,6 +132,37 @@ def tag_to_class_map(ontology: Mapping[str, Sequence[str]], mapper: NameMapper) 
     return out
 
 
+def normaliser_synonyms(normaliser: Any, known: Sequence[str], other: Sequence[str]) -> dict[str, str]:
+    """``{other name: known name}`` for the names a synonym normaliser puts in one group.
+
+    ``normaliser`` has ``normalise(names)`` returning an object with a ``mapping`` ``{name: group}``
+    (or the mapping itself), e.g. the text tools' ``VocabularyNormaliser`` (plurals and WordNet
+    synonyms). ``known`` are the names the evaluation knows (ground-truth classes / tags, ontology
+    tags): each maps to itself, so two known names are never merged. An ``other`` name (a predicted
+    tag) whose group holds a known name maps to the first such known name. Names are compared after
+    :func:`normalize_name`.
+    """
+    known_n = list(dict.fromkeys(normalize_name(n) for n in known))
+    known_set = set(known_n)
+    other_n = [n for n in dict.fromkeys(normalize_name(n) for n in other) if n not in known_set]
+    if not other_n:
+        return {}
+    result = normaliser.normalise(known_n + other_n)
+    mapping = getattr(result, "mapping", result)
+    if not isinstance(mapping, Mapping):
+        raise ValueError(f"synonym normaliser {type(normaliser).__name__}.normalise() must return a mapping "
+                         f"or an object with .mapping, got {type(result).__name__}")
+    first_known: dict[str, str] = {}
+    for n in known_n:
+        first_known.setdefault(mapping.get(n, n), n)
+    out = {}
+    for n in other_n:
+        target = first_known.get(mapping.get(n, n))
+        if target is not None:
+            out[n] = target
+    return out
+
+
 class FileMatcher:
     """Matches prediction file names to ground-truth file names.
 

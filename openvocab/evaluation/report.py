@@ -89,6 +89,11 @@ def run_table(metrics: Mapping[str, Any]) -> str:
         if det.get("unmapped_tags"):
             top = sorted(det["unmapped_tags"].items(), key=lambda kv: (-kv[1], kv[0]))[:20]
             parts.append("unmapped tags (dropped): " + ", ".join(f"{t} ({n})" for t, n in top))
+    matched = (metrics.get("inputs") or {}).get("normaliser_synonyms") or {}
+    pairs = sorted({(a, b) for part in matched.values() for a, b in (part or {}).items()})
+    if pairs:
+        parts.append("matched by the normaliser: " + ", ".join(f"{a} -> {b}" for a, b in pairs[:30])
+                     + (f" (+{len(pairs) - 30} more)" if len(pairs) > 30 else ""))
     tags = metrics.get("tags")
     if tags:
         rows = tuple((t, *(fmt(s.get(k)) for k in ("ap", "precision", "recall", "f1")),
@@ -117,6 +122,9 @@ def plot_per_class(per_class: Mapping[str, Optional[float]], path: Union[str, os
     FigureCanvasAgg(fig)  # the Agg backend, whatever pyplot's backend is
     ax = fig.add_subplot(1, 1, 1)
     ax.bar(range(len(shown)), [v for _, v in shown], color="tab:blue")
+    if len(shown) <= 40:  # the value above each bar (an AP of 0 is otherwise invisible)
+        for i, (_, v) in enumerate(shown):
+            ax.text(i, min(v, 0.93) + 0.01, f"{v:.2f}", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(shown)))
     ax.set_xticklabels([k for k, _ in shown], rotation=90, fontsize=7)
     ax.set_ylim(0, 1)

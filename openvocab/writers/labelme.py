@@ -3,7 +3,8 @@
 Every detection gives a ``rectangle`` shape (points ``[[x1, y1], [x2, y2]]``, absolute pixels);
 with masks and ``polygons=True`` also one ``polygon`` shape per outer contour of its mask (largest
 first) sharing the rectangle's ``group_id`` (the detection's index; ``null`` without masks). The
-score goes in the shape ``description`` (``"score 0.873"``, plus the region caption if any).
+score goes in the shape ``description`` (``"score 0.873"``, plus the region caption and the region
+concepts if any: ``"score 0.873; a red car; concepts: car 0.80, vehicle 0.10"``).
 Image-level tags are the file's ``flags`` (``{tag: true}``). ``imagePath`` is relative to the
 ``labelme/`` folder; ``imageData`` is ``null``. On resume, files of an earlier run's images are
 written again only if missing.
@@ -71,6 +72,8 @@ class LabelMeWriter(Writer):
             desc = f"score {float(dets.scores[i]):.3f}"
             if regions is not None and regions.captions is not None:
                 desc += f"; {regions.captions[i]}"
+            if regions is not None and regions.concepts is not None and regions.concepts[i]:
+                desc += "; concepts: " + ", ".join(f"{c.name} {float(c.score):.2f}" for c in regions.concepts[i])
             group = i if regions is not None else None
             shapes.append(_shape(dets.labels[i], [[x1, y1], [x2, y2]], "rectangle", group, desc))
             if regions is not None and self.polygons:

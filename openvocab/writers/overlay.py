@@ -1,7 +1,8 @@
 """Overlay PNGs: ``vis/<stem>.png``, the image with masks, boxes, labels and its tags.
 
 Drawn with Pillow only: translucent masks (``mask_alpha``), box outlines, a ``"tag 0.87"`` label
-on each box (its region caption on the next line, if any) and the image-level tags, highest score
+on each box (then, if the mask head gave them, a line with its top region concepts,
+``"concepts: dog 0.71, cat 0.12"``, and a line with its region caption) and the image-level tags, highest score
 first, in a translucent panel in the top-left corner (drawn under the box labels). Each tag has a
 fixed colour (from a CRC32 of its name), so the same tag looks the same on every image. Pillow's
 default font is used (scalable since Pillow 10.1; the old bitmap font where FreeType is missing).
@@ -57,11 +58,13 @@ class OverlayWriter(Writer):
         font_size: text height in pixels; ``None`` scales with the image (``max(H, W) / 70``,
             clamped to ``[10, 64]``).
         captions: draw region captions under the box labels.
+        concepts: how many of each region's top concepts to draw under its label (``0``: none).
         compress_level: PNG compression level ``0..9``.
     """
 
     def __init__(self, *, subdir: str = "vis", mask_alpha: float = 0.45, max_tags: int = 20,
-                 font_size: Optional[int] = None, captions: bool = True, compress_level: int = 3) -> None:
+                 font_size: Optional[int] = None, captions: bool = True, concepts: int = 2,
+                 compress_level: int = 3) -> None:
         super().__init__()
         if not subdir:
             raise ValueError("subdir must be a non-empty folder name")
@@ -71,6 +74,8 @@ class OverlayWriter(Writer):
             raise ValueError(f"max_tags must be >= 0, got {max_tags}")
         if font_size is not None and font_size < 1:
             raise ValueError(f"font_size must be >= 1, got {font_size}")
+        if concepts < 0:
+            raise ValueError(f"concepts must be >= 0, got {concepts}")
         if not 0 <= compress_level <= 9:
             raise ValueError(f"compress_level must be in 0..9, got {compress_level}")
         self.subdir = subdir
@@ -78,6 +83,7 @@ class OverlayWriter(Writer):
         self.max_tags = int(max_tags)
         self.font_size = font_size
         self.captions = bool(captions)
+        self.concepts = int(concepts)
         self.compress_level = int(compress_level)
 
     @property
@@ -133,6 +139,9 @@ class OverlayWriter(Writer):
             color = tag_color(dets.labels[i])
             draw.rectangle([x1, y1, max(x1, x2), max(y1, y2)], outline=color + (255,), width=line_w)
             lines = [f"{dets.labels[i]} {float(dets.scores[i]):.2f}"]
+            if self.concepts and regions is not None and regions.concepts is not None and regions.concepts[i]:
+                top = regions.concepts[i][: self.concepts]
+                lines.append("concepts: " + ", ".join(f"{c.name} {float(c.score):.2f}" for c in top))
             if self.captions and regions is not None and regions.captions is not None and regions.captions[i]:
                 lines.append(regions.captions[i])
             boxes = [_text_box(draw, t, font) for t in lines]
