@@ -1,7 +1,9 @@
 """Safe checkpoint reading and strict loading with one clear message."""
 from __future__ import annotations
 
+import argparse
 import os
+import re
 from pathlib import Path
 from typing import Mapping, Optional
 
@@ -10,6 +12,11 @@ import torch
 
 class CheckpointError(ValueError):
     """A checkpoint that does not fit the model (wrong keys or shapes) or cannot be read."""
+
+
+#: Harmless non-tensor objects that official training scripts save beside the weights (DETR/DINO-style
+#: ``{'model', 'optimizer', 'args': argparse.Namespace, 'epoch'}``); allowed under ``weights_only=True``.
+SAFE_GLOBALS = [argparse.Namespace]
 
 
 def read_state_dict(path: os.PathLike | str, *, key: Optional[str] = None) -> dict[str, torch.Tensor]:
@@ -25,9 +32,17 @@ def read_state_dict(path: os.PathLike | str, *, key: Optional[str] = None) -> di
 
             obj = load_file(str(path))
         else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            with torch.serialization.safe_globals(SAFE_GLOBALS):
+                obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"{path}: cannot read checkpoint ({type(e).__name__}: {e})") from None
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        if found:
+            raise CheckpointError(
+                f"{path}: cannot read checkpoint: it holds a Python object of type {found.group(1)}, which "
+                "safe loading (weights_only=True) refuses. Re-save only its tensors, e.g. "
+                "torch.save(torch.load(f, weights_only=False)['model'], 'weights.pth') if you trust the file"
+            ) from None
+        raise CheckpointError(f"{path}: cannot read checkpoint ({type(e).__name__}: {str(e)[:500]})") from None
     if key is not None and isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
         obj = obj[key]
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

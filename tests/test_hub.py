@@ -98,3 +98,27 @@ def test_read_state_dict_weights_only_and_strict_message(tmp_path):
     torch.save({"model": Evil()}, tmp_path / "evil.pth")
     with pytest.raises(CheckpointError, match="evil.pth"):
         read_state_dict(tmp_path / "evil.pth")
+
+
+def test_read_state_dict_official_training_checkpoint_layout(tmp_path):
+    """DETR/DINO-style releases save optimizer state and ``args`` (argparse.Namespace) beside the
+    weights: safe loading reads them; any other Python object is refused with its type named."""
+    import argparse
+
+    model = torch.nn.Linear(2, 3)
+    opt = torch.optim.AdamW(model.parameters())
+    model(torch.ones(1, 2)).sum().backward()
+    opt.step()
+    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": 11,
+                "args": argparse.Namespace(lr=1e-4, backbone="swin_T_224_1k", dn_labelbook_size=2000)},
+               tmp_path / "release.pth")
+    sd = read_state_dict(tmp_path / "release.pth", key="model")
+    assert set(sd) == {"weight", "bias"} and torch.equal(sd["weight"], model.weight.detach())
+
+    torch.save({"model": model.state_dict(), "cfg": TrainConfig()}, tmp_path / "odd.pth")
+    with pytest.raises(CheckpointError, match=r"odd\.pth.*Config.*weights_only=True"):
+        read_state_dict(tmp_path / "odd.pth", key="model")
+
+
+class TrainConfig:
+    """A class torch's safe loader does not know (as a training script's config object)."""
