@@ -118,6 +118,19 @@ def _download_url(spec: RemoteFile, dest: Path) -> None:
             os.unlink(tmp)
 
 
+def _check_hf_sha256(spec: RemoteFile, path: Path) -> Path:
+    """A published ``sha256`` against a file from the Hugging Face cache, which stores a Git LFS
+    file as a blob named by its sha256 (so no re-hashing); a file not stored so is hashed."""
+    if not spec.sha256:
+        return path
+    blob = Path(os.path.realpath(path)).name
+    got = blob if len(blob) == 64 and all(c in "0123456789abcdef" for c in blob) else sha256sum(path)
+    if got != spec.sha256:
+        raise MissingFileError(f"'{spec.filename}' from {spec.source} ({path}) has sha256 {got}, expected "
+                               f"{spec.sha256}: delete it from the Hugging Face cache and download it again.")
+    return path
+
+
 def resolve(spec: RemoteFile | str, *, download: bool = True) -> Path:
     """Local path of ``spec``; downloads into the cache if needed and allowed.
 
@@ -142,10 +155,12 @@ def resolve(spec: RemoteFile | str, *, download: bool = True) -> Path:
         try:
             from huggingface_hub import hf_hub_download
 
-            return Path(hf_hub_download(spec.hf_repo, spec.hf_filename or spec.filename,
-                                        local_files_only=offline() or not download))
+            hf_path = Path(hf_hub_download(spec.hf_repo, spec.hf_filename or spec.filename,
+                                           local_files_only=offline() or not download))
         except Exception as e:  # offline, no network, 404...: fall through to the URL or fail
             hf_error = f"not in the Hugging Face cache and could not be downloaded ({type(e).__name__})"
+        else:
+            return _check_hf_sha256(spec, hf_path)
         if not spec.url:
             raise _missing(spec, hf_error) from None
     if not spec.url:

@@ -52,8 +52,13 @@ def _thresholded(probs: torch.Tensor, thresholds: torch.Tensor, delete: list[int
     return before, after
 
 
-def run(fixture: dict, *, threads: Optional[int] = None) -> tuple[dict, dict]:
-    """Run the model on a fixture dict; returns ``(results, captured_intermediates)``."""
+def run(fixture: dict) -> tuple[dict, dict]:
+    """Run the model on a fixture dict; returns ``(results, captured_intermediates)``.
+
+    ``inputs.image`` (the official preprocessing's output) is the model input when present; a
+    fixture with raw images only (``inputs.raw_uint8``) runs them through this package's
+    preprocessing instead. Intermediates are captured on the first of the two.
+    """
     meta = json.loads(fixture["meta_json"])
     model = RAMPlus(**model_kwargs_from_official(meta)).eval()
     load_strict(model, convert_state_dict(fixture["state_dict"]), source="fixture state_dict")
@@ -61,12 +66,18 @@ def run(fixture: dict, *, threads: Optional[int] = None) -> tuple[dict, dict]:
     delete = [int(i) for i in meta.get("delete_tag_index", meta.get("ctor", {}).get("delete_tag_index", []))]
     prep = meta.get("preprocess", {})
     mean, std = prep.get("mean", IMAGENET_MEAN), prep.get("std", IMAGENET_STD)
-    inputs = fixture["inputs"]
+    inputs = fixture.get("inputs") or {}
+    raw = [torch.as_tensor(im).numpy() for im in inputs.get("raw_uint8", [])]
+    if "image" not in inputs and not raw:
+        raise ValueError("fixture has no inputs (neither inputs.image nor inputs.raw_uint8)")
     res: dict[str, torch.Tensor] = {}
     with torch.no_grad():
+        if raw:
+            res["preprocessed"] = preprocess(raw, image_size=model.image_size, mean=mean, std=std)
+        image = inputs["image"].float() if "image" in inputs else res["preprocessed"]
         got, hooks = _capture(model)
         try:
-            emb = model.encode_image(inputs["image"].float())
+            emb = model.encode_image(image)
             logits = model.tag_logits(emb)
         finally:
             for h in hooks:
@@ -75,9 +86,7 @@ def run(fixture: dict, *, threads: Optional[int] = None) -> tuple[dict, dict]:
         got["label_queries"] = torch.relu(got["wordvec_proj_out"])
         res["logits"], res["probs"] = logits, torch.sigmoid(logits)
         res["targets_before_delete"], res["targets"] = _thresholded(res["probs"], thresholds, delete)
-        raw = [torch.as_tensor(im).numpy() for im in inputs.get("raw_uint8", [])]
         if raw:
-            res["preprocessed"] = preprocess(raw, image_size=model.image_size, mean=mean, std=std)
             res["raw_logits"] = model(res["preprocessed"]).logits
             res["raw_probs"] = torch.sigmoid(res["raw_logits"])
         openset = fixture.get("openset") or {}
@@ -99,7 +108,7 @@ def compare(fixture: dict, res: dict, got: dict) -> list[tuple[str, float]]:
                                                                     "targets")]
     pairs += [("raw_logits vs outputs.logits", res.get("raw_logits"), outputs.get("logits")),
               ("raw_probs vs outputs.probs", res.get("raw_probs"), outputs.get("probs")),
-              ("preprocessed vs inputs.image", res.get("preprocessed"), fixture["inputs"].get("image"))]
+              ("preprocessed vs inputs.image", res.get("preprocessed"), (fixture.get("inputs") or {}).get("image"))]
     pairs += [(f"openset.{k}", res.get(f"openset_{k}"), openset.get(k)) for k in ("logits", "probs", "targets")]
     for name, ref in inter.items():
         key = name[:-len("_img0")] if name.endswith("_img0") else name

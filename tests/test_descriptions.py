@@ -75,7 +75,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(b'{"error": "no such model"}')
             return
         q = body["messages"][0]["content"]
-        data = {"choices": [{"message": {"content": f"  {q} #{i} "}} for i in range(body["n"])]}
+        if body["model"] == "one-choice":  # like llama.cpp / Ollama: n is ignored
+            data = {"choices": [{"message": {"content": f"{q} call {len(_Handler.requests)}"}}]}
+        elif body["model"] == "no-content":
+            data = {"choices": [{"message": {"content": None}}]}
+        else:
+            data = {"choices": [{"message": {"content": f"  {q} #{i} "}} for i in range(body["n"])]}
         raw = json.dumps(data).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -99,6 +104,16 @@ def test_http_backend_against_local_server(monkeypatch, tmp_path):
         path, auth, body = _Handler.requests[-1]
         assert path == "/v1/chat/completions" and auth == "Bearer sk-test"
         assert body["n"] == 2 and body["max_tokens"] == 77 and body["temperature"] == 0.99
+        assert body["messages"] == [{"role": "user", "content": "What does a kite look like?"}]
+        OpenAIHTTPBackend(base_url=base, model="tiny-llm", role="assistant").generate("x", 1)  # as the official script
+        assert _Handler.requests[-1][2]["messages"][0]["role"] == "assistant"
+        # a server that answers one choice per request is asked until n answers are in
+        before = len(_Handler.requests)
+        one = OpenAIHTTPBackend(base_url=base, model="one-choice")
+        assert one.generate("Describe a kite", 3) == [f"Describe a kite call {before + i + 1}" for i in range(3)]
+        assert [r[2]["n"] for r in _Handler.requests[before:]] == [3, 2, 1]
+        with pytest.raises(BackendError, match="unexpected response"):
+            OpenAIHTTPBackend(base_url=base, model="no-content", retries=1).generate("x", 1)
         with pytest.raises(BackendError, match="HTTP 404"):
             OpenAIHTTPBackend(base_url=base, model="missing", retries=2, backoff=0).generate("x", 1)
         with pytest.raises(BackendError, match="failed"):
@@ -191,3 +206,67 @@ def test_embed_tags_command(bpe_files, tmp_path):
         assert f.get_tensor("label_embed").shape == (4, 512) and json.loads(f.metadata()["tags"]) == ["kite", "ball"]
     src.write_text("[1, 2]")
     assert cli_main(["embed-tags", str(src), "--out", str(out), "--config", str(cfg)]) == 2
+
+
+def test_plain_prompt_and_recipe_match_the_official_file(shared_dir):
+    from tagging.descriptions.prompts import SAMPLES_PER_PROMPT, plain_prompt
+
+    real = read_descriptions(shared_dir / "data/ram_plus/openimages_rare_200_llm_tag_descriptions.json")
+    assert all(descs[0] == plain_prompt(tag) for tag, descs in real.items())  # "a photo of a aerial ..."
+    assert plain_prompt("Aerial photography") == "a photo of a aerial photography."
+    assert {len(d) for d in real.values()} == {1 + len(DESCRIPTION_PROMPTS) * SAMPLES_PER_PROMPT} == {51}
+
+
+def test_full_clip_checkpoint_converts_to_the_text_tower(bpe_files, tmp_path):
+    """A ``CLIPModel`` state_dict (the layout of openai/clip-vit-base-patch16's file) loads strict
+    into the text tower, and the encoder gives CLIP's own normalised text features."""
+    from transformers import CLIPConfig, CLIPModel
+
+    from tagging.descriptions.clip_text import WEIGHTS
+
+    assert WEIGHTS["clip_vit_b_16"].hf_repo == "openai/clip-vit-base-patch16"
+    tiny = CLIPTextEncoder(variant="tiny", checkpoint=None, vocab=bpe_files[0], merges=bpe_files[1]).setup()
+    text_cfg = tiny.model.config.to_dict()
+    full = CLIPModel(CLIPConfig(text_config=text_cfg, projection_dim=512,
+                                vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                                   num_attention_heads=2, image_size=32, patch_size=16))).eval()
+    sd = full.state_dict()
+    assert any(k.startswith("vision_model.") for k in sd) and "logit_scale" in sd
+    ckpt = tmp_path / "clip.bin"
+    torch.save(sd, ckpt)
+    enc = CLIPTextEncoder(variant="tiny", checkpoint=str(ckpt), vocab=bpe_files[0], merges=bpe_files[1]).setup()
+    texts = ["a photo of a kite.", "a red ball"]
+    tok = enc.tokenize(texts)
+    with torch.no_grad():
+        ref = full.get_text_features(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"])
+    torch.testing.assert_close(enc.encode(texts), torch.nn.functional.normalize(ref, dim=-1), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(enc.encode(texts), tiny.encode(texts))  # the checkpoint was used
+
+
+def test_described_and_embedded_tags_reach_the_tagger(encoder, tmp_path):
+    """describe (fake LLM) -> embed (tiny CLIP) -> file -> RAM++ tagger open-set tags, both modes."""
+    import numpy as np
+
+    from openvocab.structures import TagSource
+    from tagging.descriptions import OPENSET_FORMAT
+    from tagging.ram_plus import RAMPlusTagger
+    from tagging.ram_plus.openset import FORMAT
+
+    assert OPENSET_FORMAT == FORMAT
+    descs = TOOLS.build(dict(type="LLMTagDescriber", backend=FakeBackend(), samples_per_prompt=2,
+                             cache=None)).describe(["red panda", "kite", "fire escape"])
+    path = tmp_path / "open.safetensors"
+    TOOLS.build(dict(type="CLIPDescriptionEmbedder", encoder=encoder)).embed_to_file(descs, path)
+    image = [np.random.default_rng(0).integers(0, 256, (50, 40, 3), dtype=np.uint8)]
+    for mode in ("add", "replace"):
+        tagger = RAMPlusTagger(variant="tiny", checkpoint=None, openset=str(path), openset_mode=mode,
+                               openset_threshold=0.0, openset_thresholds={"kite": 1.0})
+        tags = tagger.tag(image)[0]
+        opened = [t.name for t in tags if t.source == TagSource.OPEN_SET]
+        assert sorted(opened) == ["fire escape", "red panda"]  # kite's threshold 1.0 cannot be passed
+        closed_logits, open_logits = tagger.logits(image)
+        assert open_logits.shape == (1, 3)
+        if mode == "add":
+            assert closed_logits.shape == (1, 30)  # beside the closed set
+        else:
+            assert closed_logits is None and len(tags) == 2  # instead of it

@@ -85,9 +85,10 @@ def test_verify_without_outputs_and_on_broken_weights(fixture_a, tmp_path, capsy
 def _tagger_for_fixture(tmp_path, fixture_a, meta_a, **kwargs) -> RAMPlusTagger:
     ckpt = tmp_path / "ram_plus_tiny_A.pth"
     torch.save({"model": fixture_a["state_dict"]}, ckpt)
+    kwargs.setdefault("batch_size", 1)
     tagger = RAMPlusTagger(variant="tiny", checkpoint=str(ckpt), model_kwargs=model_kwargs_from_official(meta_a),
                            tag_list=meta_a["tags_en"], tag_list_zh=meta_a["tags_zh"],
-                           class_thresholds=meta_a["class_threshold"], batch_size=1, **kwargs)
+                           class_thresholds=meta_a["class_threshold"], **kwargs)
     tagger.setup("cpu")
     return tagger
 
@@ -129,3 +130,21 @@ def test_tagger_openset_file_and_thresholds(tmp_path, fixture_a, meta_a):
     added = _tagger_for_fixture(tmp_path, fixture_a, meta_a, openset=str(path), openset_mode="add")
     for tags, want_c, want_o in zip(added.tag(images), meta_a["outputs_tags"]["tags_en"], meta_a["openset"]["tags"]):
         assert sorted(tags.names) == sorted(want_c.split(" | ") + want_o.split(" | "))
+
+
+def test_bf16_autocast_gives_nearly_the_same_tags(tmp_path, fixture_a, meta_a):
+    tagger = _tagger_for_fixture(tmp_path, fixture_a, meta_a, batch_size=2)
+    images = [t.numpy() for t in fixture_a["inputs"]["raw_uint8"]]
+    fp32 = tagger.tag(images)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low_logits = tagger.logits(images)[0]
+        bf16 = tagger.tag(images)
+    assert low_logits.dtype == torch.float32  # handed back in float32 for thresholding
+    probs = fixture_a["outputs"]["probs"]
+    assert (torch.sigmoid(low_logits) - probs).abs().max() < 0.05
+    th = torch.tensor(meta_a["class_threshold"])
+    for b, (a, c) in enumerate(zip(fp32, bf16)):
+        flipped = set(a.names) ^ set(c.names)
+        # only tags whose fp32 probability lies within 0.05 of their threshold may flip
+        assert all(abs(probs[b, meta_a["tags_en"].index(n)] - th[meta_a["tags_en"].index(n)]) < 0.05 for n in flipped)
+        assert len(flipped) <= 1 and len(set(a.names) & set(c.names)) >= len(a.names) - 1

@@ -164,3 +164,106 @@ def test_checkpoint_with_wrong_class_count(tmp_path):
     with pytest.raises(CheckpointError, match="missing keys"):
         RAMPlusTagger(variant="tiny", checkpoint=str(ckpt), tag_list=list(TINY_TAGS),
                       model_kwargs=dict(depths=(1, 1, 2, 1))).setup("cpu")
+
+
+def test_tag_file_sha256s_are_those_of_the_official_files(shared_dir):
+    from openvocab.hub import sha256sum
+    from tagging.ram_plus.weights import TAG_FILES
+
+    for spec in TAG_FILES.values():
+        assert spec.sha256 == sha256sum(shared_dir / "data" / "ram_plus" / spec.filename), spec.filename
+        assert spec.url.endswith(spec.filename) and "7cb804a8609e9f4b1a50b7f31436d2df40bb9481" in spec.url
+
+
+def test_checkpoint_from_the_hub_is_checked_against_its_published_sha256(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    from openvocab.hub import resolve
+    from tagging.ram_plus.weights import CHECKPOINTS
+
+    spec = CHECKPOINTS["ram_plus_swin_large_14m"]
+    assert spec.hf_repo == "xinyu1205/recognize-anything-plus-model"
+    assert spec.sha256 == "497c178836ba66698ca226c7895317e6e800034be986452dbd2593298d50e87d"  # Git LFS oid
+    monkeypatch.setenv("OPENVOCAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("OPENVOCAB_CHECKPOINT_DIR", raising=False)
+    blobs = tmp_path / "hf" / "blobs"
+    blobs.mkdir(parents=True)
+    calls = []
+
+    def fake_download(repo, filename, local_files_only=False):  # HF cache layout: snapshot link -> blob
+        calls.append((repo, filename))
+        link = tmp_path / "hf" / "snapshots" / filename
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to(blobs / blob_name)
+        return str(link)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    blob_name = spec.sha256
+    (blobs / blob_name).write_bytes(b"weights")
+    assert resolve(spec).name == "ram_plus_swin_large_14m.pth"
+    assert calls == [("xinyu1205/recognize-anything-plus-model", "ram_plus_swin_large_14m.pth")]
+    blob_name = "0" * 64  # another file under the same name upstream
+    (blobs / blob_name).write_bytes(b"other")
+    with pytest.raises(MissingFileError, match="has sha256 0000"):
+        resolve(spec)
+    blob_name = "plain-copy"  # not stored under its hash: the file itself is hashed
+    (blobs / blob_name).write_bytes(b"other")
+    with pytest.raises(MissingFileError, match="expected 497c1788"):
+        resolve(spec)
+
+
+def test_preprocess_grey_rgba_and_bad_inputs():
+    from PIL import Image
+
+    from tagging.ram_plus.preprocess import preprocess
+
+    rng = np.random.default_rng(3)
+    grey = rng.integers(0, 256, (40, 70), dtype=np.uint8)
+    rgba = rng.integers(0, 256, (40, 70, 4), dtype=np.uint8)
+    for image, mode in [(grey, "L"), (grey[:, :, None], "L"), (rgba, "RGBA")]:
+        rgb = np.asarray(Image.fromarray(image.squeeze(), mode).convert("RGB"))  # the official conversion
+        assert torch.equal(preprocess([image], image_size=32), preprocess([rgb], image_size=32))
+    # resize ignores the aspect ratio; normalisation by hand for a constant image
+    x = preprocess([np.full((10, 30, 3), 255, np.uint8)], image_size=16)
+    assert x.shape == (1, 3, 16, 16)
+    torch.testing.assert_close(x[0, :, 0, 0], (1 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225]))
+    for bad in [np.zeros((4, 4, 2), np.uint8), np.zeros((4, 4, 3), np.float32), np.zeros((0, 4, 3), np.uint8), "img"]:
+        with pytest.raises(ValueError):
+            preprocess([bad], image_size=16)
+    with pytest.raises(ValueError, match="no images"):
+        preprocess([], image_size=16)
+
+
+def test_openvocab_tag_command_with_tiny_random_config(capsys, shared_dir):
+    from openvocab.cli import main as cli_main
+    from openvocab.images import load_image
+
+    photo = shared_dir / "images" / "demo4.jpg"
+    assert cli_main(["tag", str(photo), "--config", "tiny_random", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert row["file"] == str(photo)
+    scores = [t["score"] for t in row["tags"]]
+    assert sorted(t["name"] for t in row["tags"]) == sorted(TINY_TAGS)  # class_thresholds=0: all tags
+    assert scores == sorted(scores, reverse=True) and {t["source"] for t in row["tags"]} == {"closed-set"}
+    # the same numbers as the stage itself (tiny variant, seed 0) on the loaded photo
+    image, _ = load_image(str(photo))
+    direct = _tiny(class_thresholds=0.0).tag([image])[0]
+    assert [t["name"] for t in row["tags"]] == direct.names
+    np.testing.assert_allclose(scores, np.round(direct.scores, 4), atol=1e-4)
+    assert cli_main(["tag", str(photo), "--config", "tiny_random"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith(f"{photo}: {direct.names[0]} (")
+
+
+def test_threshold_is_strict_and_in_float32(monkeypatch):
+    # the official decision: sigmoid(logit) > threshold, both float32 (0.65 is 0.6499999762)
+    tagger = _tiny(class_thresholds=[0.65] * len(TINY_TAGS))
+    at = torch.logit(torch.tensor(0.65))  # sigmoid(at) == float32(0.65) exactly
+    assert torch.sigmoid(at) == torch.tensor(0.65)
+    above = torch.nextafter(torch.nextafter(at, torch.tensor(9.0)), torch.tensor(9.0))
+    logits = torch.full((1, len(TINY_TAGS)), -9.0)
+    logits[0, 0], logits[0, 1] = at, above
+    monkeypatch.setattr(tagger, "logits", lambda images: (logits, None))
+    tags = tagger.tag([np.zeros((8, 8, 3), np.uint8)])[0]
+    assert tags.names == [TINY_TAGS[1]] and tags[0].score == pytest.approx(0.65, abs=1e-6)

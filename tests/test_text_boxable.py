@@ -121,11 +121,47 @@ def test_split_report_on_ram_sample(filt, shared_dir):
 
 
 def test_full_ram_split_matches_docs(filt, shared_dir):
-    """The numbers in docs/boxable_split.md."""
+    """Every number of docs/boxable_split.md, recomputed from the official 4585-tag list."""
+    import re
+    from collections import Counter
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "boxable_split.md").read_text()
     tags = shared_dir.joinpath("data/ram_plus/ram_tag_list.txt").read_text().splitlines()
     report = filt.split_report(tags)
+    classes = [filt.classify(t) for t in tags]
     assert (report["total"], report["boxable"], report["not_boxable"]) == (4585, 3273, 1312)
-    assert report["sources"] == {"wordnet": 3828, "head_noun": 679, "unknown": 78}
+
+    def num(pattern: str) -> int:
+        found = re.search(pattern, doc, flags=re.S)
+        assert found, pattern
+        return int(found.group(1))
+
+    assert num(r"\*\*boxable\*\* \| \*\*(\d+)\*\*") == report["boxable"]
+    assert num(r"\| not boxable \| (\d+) \|") == report["not_boxable"]
+    assert f"{100 * report['boxable'] / 4585:.1f}%" in doc and f"{100 * report['not_boxable'] / 4585:.1f}%" in doc
+    rows = dict(re.findall(r"^\| (object|unknown|action|abstract|attribute|scene|substance|group)\b[^|]*\| (\d+) \|",
+                           doc, flags=re.M))
+    assert {k: int(v) for k, v in rows.items()} == report["categories"]
+    object_row = re.search(r"^\| object \|.*$", doc, flags=re.M).group(0)
+    assert {k: int(v) for k, v in re.findall(r"`(noun\.\w+)` (\d+)", object_row)} == dict(
+        Counter(c.lexname for c in classes if c.category == "object"))
+    pos = Counter(c.pos for c in classes)
+    assert num(r"verbs \((\d+) tags read as verbs\)") == pos["v"]
+    assert num(r"adjectives \((\d+)\)") == pos["a"] and num(r"adverbs \((\d+)\)") == pos["r"]
+    assert num(r"By source: (\d+) tags have a WordNet entry") == report["sources"]["wordnet"]
+    assert num(r"(\d+) are classified by their head noun") == report["sources"]["head_noun"]
+    assert num(r"(\d+) are unknown to WordNet") == report["sources"]["unknown"]
+    assert num(r"\*\*(\d+) multi-word tags classified by their head noun\*\*") == len(report["head_noun"])
+    assert num(r"head noun\*\* \((\d+) boxable\)") == sum(c.boxable for c in classes if c.source == "head_noun")
+    unknown = re.search(r"\*\*(\d+) tags unknown to WordNet\*\* \(all boxable by default\): (.*?)\.\n", doc, flags=re.S)
+    assert int(unknown.group(1)) == len(report["unknown"])
+    assert [t.strip() for t in unknown.group(2).split(";")] == report["unknown"]
+    # the examples the page names
+    for tag, head in [("3D glasses", "glasses"), ("bathroom sink", "sink"), ("city street", "street"),
+                      ("autumn forest", "forest"), ("horror film", "film"), ("play tennis", "tennis"),
+                      ("stop at", "stop")]:
+        assert report["head_noun"][tag] == head
 
 
 def test_report_script(tmp_path, capsys, filt):

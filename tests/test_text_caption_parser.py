@@ -110,3 +110,61 @@ def test_tags_keep_the_lists_spelling_and_ignore_words_are_configurable(parser):
         ["man", "wear", "3D glasses"], ["dog"], ["Wii"]]
     p = SpacyCaptionParser(tag_list=["photo", "couple", "dog"], ignore=())
     assert p.parse(["A photo of a couple of dogs"]) == [["photo", "couple", "dog"]]
+
+
+@pytest.fixture(scope="module")
+def ram_parser(shared_dir):
+    return SpacyCaptionParser(tag_list=str(shared_dir / "data/ram_plus/ram_tag_list.txt"))
+
+
+def test_coco_style_captions_on_the_ram_list(ram_parser):
+    # expected tags written by hand from the RAM++ list (which has "person" not "people",
+    # "teddy" not "teddy bear", "decker bus", "laptop keyboard", "city street"; no "hold")
+    captions = {
+        "People skiing down a snowy mountain slope.": ["person", "ski", "snowy", "mountain", "slope"],
+        "A cat sleeping on a laptop keyboard.": ["cat", "sleep", "laptop keyboard"],
+        "Several teddy bears sitting on a shelf.": ["teddy", "sit", "shelf"],
+        "A red double decker bus driving down a city street at night.":
+            ["red", "decker bus", "drive", "city street", "night"],
+        "A woman is holding an umbrella while walking in the rain.": ["woman", "umbrella", "walk", "rain"],
+        "A fire truck parked next to a fire hydrant": ["fire truck", "park", "hydrant"],
+    }
+    assert ram_parser.parse(list(captions)) == list(captions.values())
+
+
+def test_free_compounds_split_but_wordnet_compounds_do_not():
+    p = SpacyCaptionParser(tag_list=["truck", "fire", "hydrant", "mountain", "slope", "person"])
+    assert p.parse(["A fire truck parked next to a fire hydrant", "People skiing down a snowy mountain slope."]) == [
+        ["truck", "hydrant"],  # WordNet compounds are one thing each: no "fire"
+        ["person", "mountain", "slope"],  # "mountain slope" is no compound of WordNet's: both nouns
+    ]
+    q = SpacyCaptionParser(tag_list=None)
+    assert q.parse(["Several teddy bears sitting on a shelf.", "A cat sleeping on a laptop keyboard.",
+                    "Two giraffes standing next to each other in a grassy field."]) == [
+        ["teddy bear", "sit", "shelf"],  # spaCy parses "bears" as a verb; WordNet knows "teddy bear"
+        ["cat", "sleep", "laptop keyboard"],  # not "cat sleep" (WordNet's catnap) from the verb lemma
+        ["giraffe", "stand", "grassy", "field"],  # "other" is a quantity word
+    ]
+
+
+def test_parse_captions_command_writes_image_tags_jsonl(tmp_path):
+    import json
+
+    from openvocab.cli import main as cli_main
+
+    tags = tmp_path / "tags.txt"
+    tags.write_text("\n".join(TAGS) + "\n")
+    captions = tmp_path / "captions.jsonl"
+    captions.write_text(json.dumps({"file": "img1.jpg", "caption": "Three dogs and two cats"}) + "\n"
+                        + "img2.jpg\tA man riding a horse on the beach\n"
+                        + "\n"
+                        + "An automobile parked next to a sofa\n")
+    out = tmp_path / "labels.jsonl"
+    assert cli_main(["parse-captions", str(captions), "--tags", str(tags), "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows == [
+        {"file": "img1.jpg", "caption": "Three dogs and two cats", "tags": ["dog", "cat"]},
+        {"file": "img2.jpg", "caption": "A man riding a horse on the beach", "tags": ["man", "ride", "horse", "beach"]},
+        {"file": "4", "caption": "An automobile parked next to a sofa", "tags": ["car", "park", "couch"]},
+    ]
+    assert cli_main(["parse-captions", str(captions), "--tags", str(tmp_path / "none.txt"), "--out", str(out)]) == 2

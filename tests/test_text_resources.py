@@ -79,3 +79,31 @@ def test_default_target_follows_nltk_data(monkeypatch, tmp_path):
     assert setup_wordnet.default_target() == tmp_path / "a"
     monkeypatch.delenv("NLTK_DATA")
     assert setup_wordnet.default_target() == Path.home() / "nltk_data"
+
+
+def test_tools_and_cli_report_a_missing_resource_in_one_message(tmp_path, monkeypatch, capsys):
+    import nltk.data
+
+    from openvocab.cli import main as cli_main
+    from tagging.text import SpacyCaptionParser, VocabularyNormaliser, WordNetBoxableFilter
+
+    tags = tmp_path / "tags.txt"
+    tags.write_text("dog\n")
+    captions = tmp_path / "captions.txt"
+    captions.write_text("A dog\n")
+    out = tmp_path / "out.jsonl"
+    # no spaCy model of that name
+    assert cli_main(["parse-captions", str(captions), "--tags", str(tags), "--out", str(out),
+                     "--cfg-options", "parser.model=no_such_spacy_model_xyz"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "spaCy model 'no_such_spacy_model_xyz' is not installed" in err
+    # no WordNet anywhere NLTK looks
+    monkeypatch.setattr(nltk.data, "path", [str(tmp_path / "empty")])
+    for use in (lambda: WordNetBoxableFilter().classify("dog"), lambda: VocabularyNormaliser().singular("dogs"),
+                lambda: SpacyCaptionParser(tag_list=["dog"]).parse(["A dog"])):
+        with pytest.raises(TextResourceError, match="openvocab-setup-wordnet"):
+            use()
+    assert cli_main(["parse-captions", str(captions), "--tags", str(tags), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("openvocab parse-captions: WordNet data not found") and "apt-get install" in err
+    assert not out.exists()

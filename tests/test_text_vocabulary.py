@@ -36,13 +36,27 @@ def test_normalise_merges_plurals_duplicates_and_synonyms(norm):
     assert v.merges == (
         Merge("car", ("cars", "Automobile"), ("plural", "synonym"), "car.n.01"),
         Merge("dog", ("Dogs", "dog "), ("plural", "duplicate")),
-        Merge("fire hydrant", ("fire hydrant",), ("plural",)),
+        Merge("fire hydrant", ("fire hydrants",), ("plural",)),  # the name spelled like the class is kept
         Merge("couch", ("sofa",), ("synonym",), "sofa.n.01"),
     )
     assert v.synsets["car"] == "car.n.01" and v.synsets["fire hydrant"] == "fireplug.n.01"
     report = v.report()
     assert report.splitlines()[0] == "13 names -> 7 classes"
     assert "'car' <- 'cars' (plural), 'Automobile' (synonym) [car.n.01]" in report
+
+
+def test_normalise_irregular_plurals_and_report_order(norm):
+    v = norm.normalise(["women", "woman", "people", "persons", "person", "People", "geese", "goose"])
+    assert v.classes == ("woman", "people", "goose")
+    assert v.mapping["person"] == v.mapping["persons"] == v.mapping["People"] == "people"
+    assert v.merges == (
+        Merge("woman", ("women",), ("plural",)),
+        Merge("people", ("persons", "person", "People"), ("plural", "plural", "duplicate")),
+        Merge("goose", ("geese",), ("plural",)),
+    )
+    assert v.report().splitlines()[1:] == ["'woman' <- 'women' (plural)",
+                                           "'people' <- 'persons' (plural), 'person' (plural), 'People' (duplicate)",
+                                           "'goose' <- 'geese' (plural)"]
 
 
 def test_normalise_without_synonyms(norm):

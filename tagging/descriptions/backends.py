@@ -32,13 +32,18 @@ class OpenAIHTTPBackend:
         api_key_env: environment variable holding the key (may be unset for local servers).
         max_tokens / temperature: sampling settings (RAM++ used 77 and 0.99).
         timeout: seconds per request; retries: attempts on errors (with back-off).
+        role: chat role of the prompt message (the official RAM++ script sent ``"assistant"``;
+            ``"user"`` is what chat servers answer).
     """
 
     def __init__(self, *, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY",
                  max_tokens: int = MAX_TOKENS, temperature: float = TEMPERATURE, timeout: float = 60.0,
-                 retries: int = 3, backoff: float = 1.0) -> None:
+                 retries: int = 3, backoff: float = 1.0, role: str = "user") -> None:
         if retries < 1:
             raise ValueError("retries must be >= 1")
+        if role not in ("user", "assistant", "system"):
+            raise ValueError(f"role must be 'user', 'assistant' or 'system', got {role!r}")
+        self.role = role
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model, self.api_key_env = model, api_key_env
         self.max_tokens, self.temperature = max_tokens, temperature
@@ -46,10 +51,20 @@ class OpenAIHTTPBackend:
 
     @property
     def cache_key(self) -> str:
-        return f"http:{self.model}:{self.temperature}:{self.max_tokens}"
+        return f"http:{self.model}:{self.role}:{self.temperature}:{self.max_tokens}"
 
     def generate(self, prompt: str, n: int) -> list[str]:
-        body = json.dumps({"model": self.model, "messages": [{"role": "user", "content": prompt}],
+        """``n`` sampled answers. Servers that return fewer choices than asked (llama.cpp and
+        Ollama ignore ``n``) are asked again for the rest."""
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        answers: list[str] = []
+        while len(answers) < n:
+            answers += self._request(prompt, n - len(answers))[:n - len(answers)]
+        return answers
+
+    def _request(self, prompt: str, n: int) -> list[str]:
+        body = json.dumps({"model": self.model, "messages": [{"role": self.role, "content": prompt}],
                            "n": n, "max_tokens": self.max_tokens, "temperature": self.temperature}).encode()
         headers = {"Content-Type": "application/json"}
         key = os.environ.get(self.api_key_env)
@@ -63,7 +78,7 @@ class OpenAIHTTPBackend:
                     data = json.loads(resp.read())
                 answers = [c["message"]["content"].strip() for c in data["choices"]]
                 if not answers:
-                    raise BackendError(f"{self.url}: empty 'choices'")
+                    raise ValueError("empty 'choices'")
                 return answers
             except urllib.error.HTTPError as e:
                 last = f"HTTP {e.code}: {e.read()[:200].decode(errors='replace')}"
@@ -71,7 +86,7 @@ class OpenAIHTTPBackend:
                     break  # not worth retrying
             except (urllib.error.URLError, TimeoutError, OSError) as e:
                 last = f"{type(e).__name__}: {e}"
-            except (ValueError, KeyError, TypeError) as e:
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
                 last = f"unexpected response ({type(e).__name__}: {e})"
             time.sleep(self.backoff * (2 ** attempt) if attempt + 1 < self.retries else 0)
         raise BackendError(f"{self.url} (model {self.model}) failed: {last}")

@@ -18,11 +18,16 @@ from openvocab.registry import TEXT_ENCODERS
 
 HF_REPO = "openai/clip-vit-base-patch16"
 WEIGHTS = {
-    "clip_vit_b_16": hub.RemoteFile("model.safetensors", hf_repo=HF_REPO, description="CLIP ViT-B/16 weights"),
+    # the repository's original PyTorch weights (read with weights_only=True); sha256 not recorded
+    "clip_vit_b_16": hub.RemoteFile("clip-vit-base-patch16.bin", hf_repo=HF_REPO, hf_filename="pytorch_model.bin",
+                                    description="CLIP ViT-B/16 weights"),
 }
 TOKENIZER_FILES = {
-    "vocab": hub.RemoteFile("vocab.json", hf_repo=HF_REPO, description="CLIP BPE vocabulary"),
-    "merges": hub.RemoteFile("merges.txt", hf_repo=HF_REPO, description="CLIP BPE merges"),
+    # unique local names: a checkpoint folder may hold other models' vocab.json / merges.txt
+    "vocab": hub.RemoteFile("clip-vit-base-patch16-vocab.json", hf_repo=HF_REPO, hf_filename="vocab.json",
+                            description="CLIP BPE vocabulary"),
+    "merges": hub.RemoteFile("clip-vit-base-patch16-merges.txt", hf_repo=HF_REPO, hf_filename="merges.txt",
+                             description="CLIP BPE merges"),
 }
 
 

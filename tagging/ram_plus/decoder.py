@@ -1,7 +1,8 @@
 """RAM++ tagging head: a BERT-layout decoder with cross-attention only (official key names).
 
 Each layer: cross-attention (queries = tag embeddings, keys/values = image tokens), output dense,
-residual + LayerNorm (post-LN), then FFN (GELU, erf) with residual + LayerNorm. There is no
+residual + LayerNorm (post-LN), then FFN (BERT ``hidden_act``; the official ``"gelu"`` is the erf
+GELU) with residual + LayerNorm. There is no
 self-attention between tags and no embeddings/position layer, so every tag's output depends only
 on its own query and the image: tags can be split or concatenated freely.
 """
@@ -12,6 +13,17 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+#: BERT ``hidden_act`` names (as ``transformers.activations.ACT2FN``) -> function
+ACTIVATIONS = {
+    "gelu": F.gelu,
+    "relu": F.relu,
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "silu": F.silu,
+    "swish": F.silu,
+    "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x),
+}
 
 
 class CrossAttentionSelf(nn.Module):
@@ -63,21 +75,25 @@ class CrossAttention(nn.Module):
 
 
 class Intermediate(nn.Module):
-    def __init__(self, *, hidden_size: int, intermediate_size: int) -> None:
+    def __init__(self, *, hidden_size: int, intermediate_size: int, hidden_act: str = "gelu") -> None:
         super().__init__()
+        if hidden_act not in ACTIVATIONS:
+            raise ValueError(f"unsupported decoder hidden_act {hidden_act!r}; choose from {sorted(ACTIVATIONS)}")
         self.dense = nn.Linear(hidden_size, intermediate_size)
+        self.act = ACTIVATIONS[hidden_act]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.gelu(self.dense(x))
+        return self.act(self.dense(x))
 
 
 class DecoderLayer(nn.Module):
     def __init__(self, *, hidden_size: int, encoder_width: int, num_heads: int,
-                 intermediate_size: int, eps: float) -> None:
+                 intermediate_size: int, eps: float, hidden_act: str = "gelu") -> None:
         super().__init__()
         self.crossattention = CrossAttention(hidden_size=hidden_size, encoder_width=encoder_width,
                                              num_heads=num_heads, eps=eps)
-        self.intermediate = Intermediate(hidden_size=hidden_size, intermediate_size=intermediate_size)
+        self.intermediate = Intermediate(hidden_size=hidden_size, intermediate_size=intermediate_size,
+                                         hidden_act=hidden_act)
         self.output = DenseResidualNorm(in_features=intermediate_size, hidden_size=hidden_size, eps=eps)
 
     def forward(self, queries: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
@@ -95,11 +111,12 @@ class TaggingDecoder(nn.Module):
     """Queries ``[B, K, hidden]`` attend to image tokens ``[B, L, encoder_width]`` -> ``[B, K, hidden]``."""
 
     def __init__(self, *, hidden_size: int, num_layers: int, num_heads: int, intermediate_size: int,
-                 encoder_width: int = 512, layer_norm_eps: float = 1e-12) -> None:
+                 encoder_width: int = 512, layer_norm_eps: float = 1e-12, hidden_act: str = "gelu") -> None:
         super().__init__()
         self.encoder = DecoderStack(num_layers=num_layers, hidden_size=hidden_size,
                                     encoder_width=encoder_width, num_heads=num_heads,
-                                    intermediate_size=intermediate_size, eps=layer_norm_eps)
+                                    intermediate_size=intermediate_size, eps=layer_norm_eps,
+                                    hidden_act=hidden_act)
 
     def forward(self, queries: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         x = queries

@@ -42,7 +42,8 @@ class RAMPlus(nn.Module):
     def __init__(self, *, image_size: int, embed_dim: int, depths: Sequence[int], num_heads: Sequence[int],
                  window_size: int, patch_size: int = 4, num_classes: int, descriptions_per_tag: int = 51,
                  decoder_hidden_size: int, decoder_layers: int, decoder_heads: int,
-                 decoder_intermediate_size: int, decoder_layer_norm_eps: float = 1e-12) -> None:
+                 decoder_intermediate_size: int, decoder_layer_norm_eps: float = 1e-12,
+                 decoder_hidden_act: str = "gelu") -> None:
         super().__init__()
         if num_classes < 1 or descriptions_per_tag < 1:
             raise ValueError(f"num_classes ({num_classes}) and descriptions_per_tag "
@@ -60,7 +61,8 @@ class RAMPlus(nn.Module):
                              else nn.Linear(EMBED_DIM, decoder_hidden_size))
         self.tagging_head = TaggingDecoder(hidden_size=decoder_hidden_size, num_layers=decoder_layers,
                                            num_heads=decoder_heads, intermediate_size=decoder_intermediate_size,
-                                           encoder_width=EMBED_DIM, layer_norm_eps=decoder_layer_norm_eps)
+                                           encoder_width=EMBED_DIM, layer_norm_eps=decoder_layer_norm_eps,
+                                           hidden_act=decoder_hidden_act)
         self.fc = nn.Linear(decoder_hidden_size, 1)
         self._init_random()
 
@@ -135,30 +137,42 @@ def build_ram_plus_tiny(*, image_size: int = 96, embed_dim: int = 32, depths: Se
                         num_heads: Sequence[int] = (1, 2, 4, 8), window_size: int = 6, num_classes: int = 32,
                         descriptions_per_tag: int = 51, decoder_hidden_size: int = 64, decoder_layers: int = 2,
                         decoder_heads: int = 2, decoder_intermediate_size: int = 128,
-                        decoder_layer_norm_eps: float = 1e-12, patch_size: int = 4) -> RAMPlus:
+                        decoder_layer_norm_eps: float = 1e-12, decoder_hidden_act: str = "gelu",
+                        patch_size: int = 4) -> RAMPlus:
     """A tiny RAM++ for tests and the random pipeline (96 px: token grids 24, 12, 6, 3)."""
     return RAMPlus(image_size=image_size, embed_dim=embed_dim, depths=depths, num_heads=num_heads,
                    window_size=window_size, num_classes=num_classes, descriptions_per_tag=descriptions_per_tag,
                    decoder_hidden_size=decoder_hidden_size, decoder_layers=decoder_layers,
                    decoder_heads=decoder_heads, decoder_intermediate_size=decoder_intermediate_size,
-                   decoder_layer_norm_eps=decoder_layer_norm_eps, patch_size=patch_size)
+                   decoder_layer_norm_eps=decoder_layer_norm_eps, decoder_hidden_act=decoder_hidden_act,
+                   patch_size=patch_size)
 
 
 def model_kwargs_from_official(meta: dict) -> dict:
     """:class:`RAMPlus` kwargs from an official-style config (``swin_config``, ``q2l_config``, ...).
 
     ``meta`` holds ``swin_config`` (``image_res``, ``window_size``, ``embed_dim``, ``depths``,
-    ``num_heads``), ``q2l_config`` (BERT config), ``num_class`` and optionally ``des_per_class``.
+    ``num_heads``, optionally ``vision_width``), ``q2l_config`` (BERT config), ``num_class`` and
+    optionally ``des_per_class``. A ``vision_width`` other than the Swin output width, which the
+    official model cannot run either, is a ``ValueError``.
     """
     try:
         swin, q2l = meta["swin_config"], meta["q2l_config"]
-        return dict(image_size=int(swin["image_res"]), embed_dim=int(swin["embed_dim"]),
-                    depths=tuple(swin["depths"]), num_heads=tuple(swin["num_heads"]),
-                    window_size=int(swin["window_size"]), num_classes=int(meta["num_class"]),
-                    descriptions_per_tag=int(meta.get("des_per_class", 51)),
-                    decoder_hidden_size=int(q2l["hidden_size"]), decoder_layers=int(q2l["num_hidden_layers"]),
-                    decoder_heads=int(q2l["num_attention_heads"]),
-                    decoder_intermediate_size=int(q2l["intermediate_size"]),
-                    decoder_layer_norm_eps=float(q2l.get("layer_norm_eps", 1e-12)))
+        kwargs = dict(image_size=int(swin["image_res"]), embed_dim=int(swin["embed_dim"]),
+                      depths=tuple(int(d) for d in swin["depths"]),
+                      num_heads=tuple(int(h) for h in swin["num_heads"]),
+                      window_size=int(swin["window_size"]), num_classes=int(meta["num_class"]),
+                      descriptions_per_tag=int(meta.get("des_per_class", 51)),
+                      decoder_hidden_size=int(q2l["hidden_size"]), decoder_layers=int(q2l["num_hidden_layers"]),
+                      decoder_heads=int(q2l["num_attention_heads"]),
+                      decoder_intermediate_size=int(q2l["intermediate_size"]),
+                      decoder_layer_norm_eps=float(q2l.get("layer_norm_eps", 1e-12)),
+                      decoder_hidden_act=str(q2l.get("hidden_act", "gelu")))
+        width = swin.get("vision_width")
     except (KeyError, TypeError) as e:
         raise ValueError(f"official config lacks {e}") from None
+    features = kwargs["embed_dim"] * 2 ** (len(kwargs["depths"]) - 1)
+    if width is not None and int(width) != features:
+        raise ValueError(f"swin_config vision_width {width} is not the Swin output width embed_dim * "
+                         f"2^(stages-1) = {features}")
+    return kwargs

@@ -6,14 +6,18 @@ Per caption (parsed in batches with ``nlp.pipe``):
    kept whole (``fire hydrant``, ``ice cream cone``), whatever spaCy's parse of them;
 2. every other noun (objects, scenes: the roots of spaCy's noun chunks, plus nouns the small
    model leaves outside them) with its ``compound`` modifiers (``tennis racket``), falling back to
-   the head noun alone; adjectives (attributes) and verbs (actions, auxiliaries excluded);
+   the head noun alone; a free compound that is neither a tag nor a WordNet compound gives its
+   nouns one by one (``snowy mountain slope`` -> mountain, slope); adjectives (attributes) and
+   verbs (actions, auxiliaries excluded);
 3. each phrase is normalised (lower case, lemma, plural -> singular, ``riding`` -> ``ride`` by
    WordNet's morphology) and mapped onto the tag list: its normalised form, its other lemma forms,
-   the word as written, then (``use_wordnet``) for a compound whose most frequent WordNet sense
-   is a kind of its head noun, the head (``fire hydrant`` -> hydrant), then the words of the
-   most frequent WordNet sense (``automobile`` -> ``car``). Phrases that match nothing are dropped.
+   the word as written, an irregular singular (``people`` -> person), then (``use_wordnet``) for
+   a compound whose most frequent WordNet sense is a kind of its head noun, the head
+   (``fire hydrant`` -> hydrant), then the words of the most frequent WordNet sense
+   (``automobile`` -> ``car``). Phrases that match nothing are dropped.
 
-Without a tag list (``tag_list=None``) the normalised phrases themselves are returned. Tags come
+Without a tag list (``tag_list=None``) the normalised phrases themselves are returned (every
+compound kept whole: ``mountain slope``). Tags come
 out in caption order, each once. Framing and quantity words (:data:`DEFAULT_IGNORE`: "photo",
 "background", "couple", "group"...) are skipped even when the tag list has them (``ignore=()``
 keeps them).
@@ -35,6 +39,7 @@ DEFAULT_IGNORE = (
     "background", "foreground", "lot", "couple", "pair", "bunch", "group", "variety", "number",
     "something", "someone", "thing", "way", "be", "have", "do", "get", "show", "feature",
     "contain", "include", "appear", "seem",
+    "other", "several", "many", "few", "various", "numerous", "multiple", "each", "every", "both", "own",
 )
 NOUNS = ("NOUN", "PROPN")
 #: a multi-word phrase may not start with these parts of speech
@@ -144,7 +149,10 @@ class SpacyCaptionParser(CaptionParser):
                 if not all(t.is_alpha or t.text.replace("-", "").isalnum() for t in span):
                     continue
                 words = [t.lower_ for t in span]
-                forms = _unique([" ".join(words[:-1] + [f]) for f in self._noun_forms(span[-1])])
+                # spaCy's lemma only for a noun: "cat sleeping" is no "cat sleep" (a catnap), while
+                # "teddy bears" (parsed as a verb) still is a teddy bear by WordNet's noun forms
+                last = self._noun_forms(span[-1], spacy_lemma=span[-1].pos_ in NOUNS)
+                forms = _unique([" ".join(words[:-1] + [f]) for f in last])
                 if not any(self._known_compound(f) for f in forms):
                     continue
                 tag = self._map(forms, "n")
@@ -159,17 +167,13 @@ class SpacyCaptionParser(CaptionParser):
 
     def _single(self, tok, consumed: set[int]) -> Optional[str]:
         if tok.pos_ in NOUNS:
-            if tok.dep_ == "compound" and tok.head.pos_ in NOUNS and tok.head.i not in consumed:
+            head = tok.head
+            if tok.dep_ == "compound" and head.pos_ in NOUNS and head.i not in consumed \
+                    and tok in self._compound_mods(head, consumed) and self._compound_is_unit(head, consumed):
                 return None  # part of its head's compound noun
-            mods = []
-            for child in reversed(list(tok.lefts)):  # contiguous compound modifiers
-                if child.dep_ != "compound" or child.pos_ not in NOUNS or child.i in consumed \
-                        or child.i != tok.i - len(mods) - 1:
-                    break
-                mods.insert(0, child.lower_)
+            mods = self._compound_mods(tok, consumed)
             if mods:
-                forms = [" ".join(mods + [f]) for f in self._noun_forms(tok)]
-                tag = self._map(forms, "n")
+                tag = self._map(self._compound_forms(tok, mods), "n")
                 if tag is not None:
                     return tag
             return self._map(self._noun_forms(tok), "n")
@@ -179,12 +183,36 @@ class SpacyCaptionParser(CaptionParser):
             return self._map(self._adj_forms(tok), "a")
         return None
 
+    @staticmethod
+    def _compound_mods(tok, consumed: set[int]) -> list:
+        """``tok``'s contiguous ``compound`` noun modifiers, left to right."""
+        mods: list = []
+        for child in reversed(list(tok.lefts)):
+            if child.dep_ != "compound" or child.pos_ not in NOUNS or child.i in consumed \
+                    or child.i != tok.i - len(mods) - 1:
+                break
+            mods.insert(0, child)
+        return mods
+
+    def _compound_forms(self, tok, mods: list) -> list[str]:
+        return [" ".join([m.lower_ for m in mods] + [f]) for f in self._noun_forms(tok)]
+
+    def _compound_is_unit(self, head, consumed: set[int]) -> bool:
+        """Whether ``head``'s compound is one concept: a tag (or maps onto one), a WordNet compound
+        (``fire truck``), or spaCy's parse without WordNet to ask. Else its nouns count one by one."""
+        forms = self._compound_forms(head, self._compound_mods(head, consumed))
+        if self._wn is None or self._map(forms, "n") is not None:
+            return True
+        return any(self._wn.lemmas(f.replace(" ", "_"), pos="n") for f in forms)
+
     # -- normalisation ----------------------------------------------------------------------
-    def _noun_forms(self, tok) -> list[str]:
+    def _noun_forms(self, tok, spacy_lemma: bool = True) -> list[str]:
         forms = []
         if self._wn is not None:
             forms.append(lexicon.singular_noun(self._wn, tok.lower_))
-        forms += [tok.lemma_.lower(), tok.lower_]
+        forms += [tok.lemma_.lower(), tok.lower_] if spacy_lemma else [tok.lower_]
+        if tok.lower_ in lexicon.IRREGULAR_PLURALS:  # tried after the word's own forms
+            forms.append(lexicon.IRREGULAR_PLURALS[tok.lower_])
         return _unique(forms)
 
     def _verb_forms(self, tok) -> list[str]:

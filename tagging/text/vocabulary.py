@@ -35,10 +35,11 @@ class Merge:
     """User names folded into one class.
 
     Attributes:
-        kept: the class name kept (the first-listed name of the group, normalised).
-        merged: the other user names, as given, in input order.
+        kept: the class name (the singular of the group's first-listed name, lower case).
+        merged: the group's other user names, as given, in input order (all but the name spelled
+            like the class, or else the first).
         reasons: one per merged name: ``duplicate`` (same after lower-casing/spacing),
-            ``plural`` (same singular) or ``synonym`` (same WordNet sense).
+            ``plural`` (same singular; ``people`` is ``person``'s) or ``synonym`` (same WordNet sense).
         synset: the shared WordNet sense for synonyms (``car.n.01``), else ``""``.
     """
 
@@ -111,44 +112,57 @@ class VocabularyNormaliser:
 
     # -- normalise --------------------------------------------------------------------------
     def normalise(self, names: Sequence[str]) -> NormalisedVocabulary:
-        """Merge duplicates, plurals and (optionally) synonyms; see :class:`NormalisedVocabulary`."""
+        """Merge duplicates, plurals and (optionally) synonyms; see :class:`NormalisedVocabulary`.
+
+        A class is named by the singular of its first name. Its :class:`Merge` (when it has more
+        than one name) lists every other name: the name spelled like the class is the one kept
+        (``["women", "woman"]`` -> ``'woman' <- 'women' (plural)``).
+        """
         if isinstance(names, str):
             raise ValueError("names must be a list of class names, not one string")
         classes: list[str] = []
         mapping: dict[str, str] = {}
         synsets: dict[str, str] = {}
-        by_singular: dict[str, str] = {}
+        by_singular: dict[str, str] = {}  # canonical singular -> class
         by_synset: dict[str, str] = {}
-        first_name: dict[str, str] = {}
-        merged: dict[str, list[tuple[str, str]]] = {}
+        members: dict[str, list[tuple[str, str]]] = {}  # class -> [(name, canonical singular)]
         for name in names:
             if not isinstance(name, str):
                 raise ValueError(f"class names must be strings, got {name!r}")
             single = self.singular(name)
-            if single in by_singular:
-                kept = by_singular[single]
-                reason = "duplicate" if lexicon.clean_phrase(name) == first_name[kept] else "plural"
+            canon = lexicon.IRREGULAR_PLURALS.get(single, single)  # people -> person
+            if canon in by_singular:
+                kept = by_singular[canon]
             else:
                 sense = self.main_sense(single) if self.merge_synonyms else None
                 key = sense.name() if sense is not None and _names_sense(single, sense) else ""
                 if key and key in by_synset:
-                    kept, reason = by_synset[key], "synonym"
-                    by_singular[single] = kept
+                    kept = by_synset[key]
                 else:
-                    kept, reason = single, ""
-                    by_singular[single] = kept
+                    kept = single
                     classes.append(kept)
-                    first_name[kept] = lexicon.clean_phrase(name)
                     synsets[kept] = sense.name() if sense is not None else ""
                     if key:
                         by_synset[key] = kept
+                by_singular[canon] = kept
             mapping[name] = kept
-            if reason:
-                merged.setdefault(kept, []).append((name, reason))
-        merges = tuple(Merge(kept=k, merged=tuple(n for n, _ in v), reasons=tuple(r for _, r in v),
-                             synset=synsets[k] if any(r == "synonym" for _, r in v) else "")
-                       for k, v in merged.items())
-        return NormalisedVocabulary(classes=tuple(classes), mapping=mapping, merges=merges, synsets=synsets)
+            members.setdefault(kept, []).append((name, canon))
+        merges = []
+        for kept, group in members.items():
+            if len(group) < 2:
+                continue
+            rep = next((m for m in group if lexicon.clean_phrase(m[0]) == kept), group[0])
+            others = [m for m in group if m is not rep]
+            seen, reasons = {lexicon.clean_phrase(rep[0])}, []
+            for n, canon in others:
+                clean = lexicon.clean_phrase(n)
+                reasons.append("duplicate" if clean in seen else "plural" if canon == rep[1] else "synonym")
+                seen.add(clean)
+            reasons = tuple(reasons)
+            merges.append(Merge(kept=kept, merged=tuple(n for n, _ in others), reasons=reasons,
+                                synset=synsets[kept] if "synonym" in reasons else ""))
+        return NormalisedVocabulary(classes=tuple(classes), mapping=mapping, merges=tuple(merges),
+                                    synsets=synsets)
 
     # -- ontology ---------------------------------------------------------------------------
     def ontology(self, user_classes: Sequence[str], tags: Sequence[str]) -> dict[str, list[str]]:
