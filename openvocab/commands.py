@@ -58,6 +58,15 @@ def _each_image(inputs):
         yield f, img, info
 
 
+def _tag_text(t) -> str:
+    """``dog/狗 (0.91)``; open-set and user tags are marked: ``snow leopard (0.62) [open-set]``."""
+    from .structures import TagSource
+
+    name = f"{t.name}/{t.name_zh}" if t.name_zh else t.name
+    mark = "" if t.source == TagSource.CLOSED_SET else f" [{t.source.value}]"
+    return f"{name} ({t.score:.2f}){mark}"
+
+
 def tag(args: argparse.Namespace) -> int:
     _, pipe = _pipeline(args, need=("tagger",))
     pipe.setup()
@@ -73,7 +82,7 @@ def tag(args: argparse.Namespace) -> int:
                                                    "source": t.source.value, "name_zh": t.name_zh}
                                                   for t in tags]}, ensure_ascii=False))
         else:
-            print(f"{f}: " + " | ".join(f"{t.name} ({t.score:.2f})" for t in tags))
+            print(f"{f}: " + " | ".join(_tag_text(t) for t in tags))
     return 1 if failed else 0
 
 

@@ -136,3 +136,12 @@ def test_help_and_bad_arguments(tmp_path, capsys):
     assert "pdf" in capsys.readouterr().err
     assert main(["label", str(tmp_path), "--config", "no_such_config", "--out", str(tmp_path / "o")]) == 2
     assert "no_such_config" in capsys.readouterr().err
+
+
+def test_tag_text_marks_source_and_chinese_name():
+    from openvocab.commands import _tag_text
+    from openvocab.structures import Tag, TagSource
+
+    assert _tag_text(Tag("dog", 0.912, name_zh="狗")) == "dog/狗 (0.91)"
+    assert _tag_text(Tag("snow leopard", 0.62, source=TagSource.OPEN_SET)) == "snow leopard (0.62) [open-set]"
+    assert _tag_text(Tag("cat", 1.0, source=TagSource.USER)) == "cat (1.00) [user]"
