@@ -30,10 +30,12 @@ def test_hf_to_ours_and_back(sds):
         assert torch.equal(back[k], h[k]), k
 
 
-def test_hf_unknown_key_raises(sds):
+def test_hf_unknown_key_raises_and_old_buffers_are_dropped(sds):
     _, h = sds
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="model.something_new.weight"):
         convert_hf_state_dict({**h, "model.something_new.weight": torch.zeros(1)})
+    old = {**h, "model.text_backbone.embeddings.position_ids": torch.arange(512)[None]}  # older transformers
+    assert set(convert_hf_state_dict(old)) == set(convert_hf_state_dict(h))
 
 
 def test_verify_with_hf_weights(parity_dir, capsys):

@@ -97,4 +97,28 @@ def test_weights_metadata():
     w = WEIGHTS["groundingdino_swint_ogc"]
     assert w.url.endswith("v0.1.0-alpha/groundingdino_swint_ogc.pth")
     assert WEIGHTS["groundingdino_swinb_cogcoor"].url.endswith("v0.1.0-alpha2/groundingdino_swinb_cogcoor.pth")
-    assert all(v.sha256 is None for v in WEIGHTS.values())
+    # published digests of the released files (recorded only where known; the others stay None)
+    assert w.sha256 == "3b3ca2563c77c69f651d7bd133e97139c186df06231157a64c507099c52bc799"
+    assert WEIGHTS["groundingdino_swinb_cogcoor"].sha256 == (
+        "46270f7a822e6906b655b729c90613e48929d0f2bb8b9b76fd10a856f3ac6ab7")
+    assert all(WEIGHTS[k].sha256 is None for k in ("grounding-dino-tiny", "grounding-dino-base",
+                                                   "bert-base-uncased-vocab"))
+    # local names are distinct (checkpoint dirs and the cache are flat folders)
+    assert len({v.filename for v in WEIGHTS.values()}) == len(WEIGHTS)
+    assert WEIGHTS["grounding-dino-tiny"].hf_filename == "model.safetensors"
+
+
+def test_tokenizer_vocab_is_resolved_like_checkpoints(fix_a, tmp_path, monkeypatch):
+    from grounding.groundingdino.detector import GroundingDINODetector
+    from openvocab.hub import MissingFileError
+
+    monkeypatch.setenv("OPENVOCAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("OPENVOCAB_CHECKPOINT_DIR", str(tmp_path / "none"))
+    det = GroundingDINODetector(variant="swint_ogc", checkpoint=None)  # bert-base-uncased vocab, not built yet
+    assert det.required_files() == ["bert-base-uncased-vocab.txt"]
+    with pytest.raises(MissingFileError, match="bert-base-uncased-vocab.txt"):
+        det.count_tokens("cat .")
+    (tmp_path / "ckpts").mkdir()
+    (tmp_path / "ckpts" / "bert-base-uncased-vocab.txt").write_text(fix_a["vocab_txt"])
+    monkeypatch.setenv("OPENVOCAB_CHECKPOINT_DIR", str(tmp_path / "ckpts"))
+    assert det.count_tokens("cat . dog .") == 6  # [CLS] cat . dog . [SEP]

@@ -33,8 +33,10 @@ def model(fix_a):
 
 
 def test_verify_cli_on_fixture(fix_path, tmp_path, capsys):
+    from grounding.verify import main as dispatch  # python -m grounding.verify, dispatching on the kind
+
     out = tmp_path / "out.pt"
-    assert verify.main([str(fix_path), "--save", str(out)]) == 0
+    assert dispatch([str(fix_path), "--save", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "predict[1].boxes_xyxy" in printed and "OK" in printed
     saved = torch.load(out, weights_only=True)
@@ -47,7 +49,7 @@ def test_verify_cli_on_fixture(fix_path, tmp_path, capsys):
 def test_verify_without_stored_outputs(fix_a, model):
     stripped = dict(fix_a)
     stripped["predict"] = [{k: v for k, v in c.items() if k in ("image_name", "caption_raw", "box_threshold",
-                                                                 "text_threshold")} for c in fix_a["predict"]]
+                                                                 "text_threshold")} for c in fix_a["predict"][:1]]
     b = fix_a["batch"]
     stripped["batch"] = {k: b[k] for k in ("pixel_values", "pixel_mask", "input_ids", "attention_mask",
                                            "text_self_attention_masks", "position_ids")}
@@ -82,3 +84,44 @@ def test_intermediates_match(fix_a, model):
             torch.testing.assert_close(f, ref[s], atol=1e-5, rtol=0)
         txt = model.encode_text(b["input_ids"], b["text_self_attention_masks"], b["position_ids"])
         torch.testing.assert_close(txt, b["encoded_text_in"], atol=1e-5, rtol=0)
+
+
+def _batch_only(fix_a, keep_outputs: bool) -> dict:
+    b = fix_a["batch"]
+    keys = ["pixel_values", "pixel_mask", "input_ids", "attention_mask", "text_self_attention_masks", "position_ids"]
+    batch = {k: b[k] for k in keys}
+    if keep_outputs:
+        batch["singles"] = [dict(s) for s in b["singles"]]
+    return {"meta_json": fix_a["meta_json"], "vocab_txt": fix_a["vocab_txt"],
+            "state_dict": dict(fix_a["state_dict"]), "batch": batch}
+
+
+def test_verify_main_without_outputs_and_beyond_tolerance(fix_a, tmp_path, capsys):
+    from grounding.verify import main as dispatch
+
+    bare = tmp_path / "bare.pt"
+    torch.save(_batch_only(fix_a, keep_outputs=False), bare)
+    assert dispatch([str(bare), "--save", str(tmp_path / "o.pt")]) == 0
+    assert "no stored outputs to compare" in capsys.readouterr().out
+    saved = torch.load(tmp_path / "o.pt", weights_only=True)
+    torch.testing.assert_close(saved["singles"][0]["pred_boxes"], fix_a["batch"]["singles"][0]["pred_boxes"],
+                               atol=1e-4, rtol=0)
+    # a stored output off by 3e-4, or a slightly different weight: non-zero exit, the failing entry named
+    off = _batch_only(fix_a, keep_outputs=True)
+    off["batch"]["singles"][1]["pred_boxes"] = off["batch"]["singles"][1]["pred_boxes"] + 3e-4
+    torch.save(off, tmp_path / "off.pt")
+    assert dispatch([str(tmp_path / "off.pt")]) == 1
+    printed = capsys.readouterr().out
+    assert "singles[1].pred_boxes: max|diff| = 0.0003" in printed and "FAIL" in printed
+    w = _batch_only(fix_a, keep_outputs=True)
+    w["state_dict"]["transformer.decoder.norm.bias"] = w["state_dict"]["transformer.decoder.norm.bias"] + 0.05
+    torch.save(w, tmp_path / "w.pt")
+    assert dispatch([str(tmp_path / "w.pt")]) == 1
+    # a state_dict that does not fit names the keys
+    w["state_dict"].pop("feat_map.bias")
+    torch.save(w, tmp_path / "w2.pt")
+    assert dispatch([str(tmp_path / "w2.pt")]) == 1
+    assert "missing keys: feat_map.bias" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="not a TAP or Grounding DINO"):
+        torch.save({"x": 1}, tmp_path / "junk.pt")
+        dispatch([str(tmp_path / "junk.pt")])

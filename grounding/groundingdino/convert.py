@@ -119,10 +119,13 @@ def is_hf_state_dict(sd: dict) -> bool:
 
 
 def convert_hf_state_dict(sd: dict) -> dict:
-    """transformers ``GroundingDinoForObjectDetection`` state dict -> our keys (q/k/v fused)."""
+    """transformers ``GroundingDinoForObjectDetection`` state dict -> our keys (q/k/v fused; an old file's
+    BERT ``position_ids`` buffer / pooler are dropped as in :func:`convert_state_dict`)."""
     out, parts = {}, {}
     for k, v in sd.items():
         new = _rename(k, True)
+        if new in _DROP or new.startswith("bert.pooler."):
+            continue
         m = _FUSED.fullmatch(new)
         if m:
             parts.setdefault((m["p"], m["kind"], m["wb"]), {})[m["q"]] = v

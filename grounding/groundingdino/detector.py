@@ -1,10 +1,11 @@
 """The registered Grounding DINO detector stage: tags (prompt chunks) or free text -> Detections."""
 from __future__ import annotations
 
+import contextlib
 import string
 import tempfile
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -15,9 +16,9 @@ from openvocab.structures import Detections, Prompt
 
 from .convert import convert_hf_state_dict, convert_state_dict, is_hf_state_dict
 from .model import build_gdino_swinb_cogcoor, build_gdino_swint_ogc, build_gdino_tiny
-from .postprocess import (box_threshold, char_span_to_token_span, cxcywh_to_xyxy_pixels, nms_detections,
-                          phrase_spans, tag_scores)
-from .preprocess import preprocess_images
+from .postprocess import (best_tags, box_threshold, char_span_to_token_span, clip_xyxy, cxcywh_to_xyxy_pixels,
+                          nms_detections, phrase_spans)
+from .preprocess import pad_batch, resize_image, to_normalized_tensor
 from .tokenize import MAX_TEXT_LEN, count_tokens, load_tokenizer, preprocess_caption, tokenize
 from .weights import WEIGHTS
 
@@ -36,9 +37,36 @@ def tiny_vocab() -> list[str]:
     return toks
 
 
+def _image_size(im) -> tuple[int, int]:
+    if isinstance(im, np.ndarray) and im.ndim == 3:
+        return int(im.shape[0]), int(im.shape[1])
+    if hasattr(im, "size") and not isinstance(im, np.ndarray):  # PIL
+        return int(im.size[1]), int(im.size[0])
+    raise ValueError(f"expected an HxWx3 uint8 RGB array or a PIL image, got {type(im).__name__}")
+
+
 @DETECTORS.register_module()
 class GroundingDINODetector(Detector):
-    """Grounding DINO (official or HF checkpoints) as a tag/free-text detector."""
+    """Grounding DINO (official or HF checkpoints) as a tag/free-text detector.
+
+    Args:
+        variant: ``swint_ogc``, ``swinb_cogcoor`` or ``tiny`` (random test model, its own small vocab).
+        checkpoint: a :data:`WEIGHTS` name, a local file (official ``.pth`` or HF ``.safetensors``) or ``None``.
+        vocab: local bert vocab.txt (default: bert-base-uncased, fetched and cached like checkpoints).
+        box_threshold / text_threshold: the official ``predict`` thresholds (a box is kept if its best slot
+            probability exceeds ``box_threshold``; in tag mode its best tag must exceed ``text_threshold``).
+        nms_iou: per-tag NMS IoU (``None`` = off); agnostic_nms_iou: class-agnostic NMS after it (``None`` = off).
+            Both run on the merged boxes of all prompt chunks.
+        clip_boxes: clip boxes to the image (the official ``predict`` does not; ``grounding.verify`` keeps
+            the unclipped official numbers). Boxes left without area are dropped in tag mode.
+        pad_batch: ``False`` (default): images are batched only with images of the same resized size, so
+            every image gets exactly its single-image result. ``True``: all images share one zero-padded
+            batch with padding masks like the official ``nested_tensor_from_tensor_list`` (fewer, larger
+            forwards; as in the official code, an image's outputs then depend on the batch's padded size,
+            because the Swin windows and GroupNorm see the padding).
+        dtype: ``bfloat16`` runs the model under bf16 autocast; ``float32`` adds no autocast of its own
+            (a pipeline's ``--precision`` autocast still applies).
+    """
 
     max_text_tokens = MAX_TEXT_LEN
 
@@ -46,18 +74,24 @@ class GroundingDINODetector(Detector):
                  vocab: Optional[str] = None, box_threshold: float = 0.35, text_threshold: float = 0.25,
                  nms_iou: Optional[float] = 0.5, agnostic_nms_iou: Optional[float] = None,
                  max_detections: int = 100, seed: int = 0, resize: tuple[int, int] = (800, 1333),
-                 dtype: str = "float32") -> None:
+                 clip_boxes: bool = True, pad_batch: bool = False, dtype: str = "float32") -> None:
         if variant not in _BUILDERS:
             raise ValueError(f"unknown variant {variant!r}; choose from {sorted(_BUILDERS)}")
         for name, v in (("box_threshold", box_threshold), ("text_threshold", text_threshold)):
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {v}")
+        for name, v in (("nms_iou", nms_iou), ("agnostic_nms_iou", agnostic_nms_iou)):
+            if v is not None and not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1] or None, got {v}")
+        if max_detections < 1:
+            raise ValueError(f"max_detections must be >= 1, got {max_detections}")
         if dtype not in ("float32", "bfloat16"):
             raise ValueError("dtype must be 'float32' or 'bfloat16'")
         self.variant, self.checkpoint, self.vocab = variant, checkpoint, vocab
         self.box_threshold, self.text_threshold = box_threshold, text_threshold
         self.nms_iou, self.agnostic_nms_iou = nms_iou, agnostic_nms_iou
         self.max_detections, self.seed, self.resize, self.dtype = max_detections, seed, tuple(resize), dtype
+        self.clip_boxes, self.pad_batch = clip_boxes, pad_batch
         self.model = None
         self.tokenizer = None
         self.device = "cpu"
@@ -74,20 +108,21 @@ class GroundingDINODetector(Detector):
         if self.vocab is not None:
             return load_tokenizer(self.vocab)
         if self.variant == "tiny":
-            d = Path(tempfile.mkdtemp(prefix="gdino_vocab_"))
-            (d / "vocab.txt").write_text("\n".join(tiny_vocab()) + "\n")
-            return load_tokenizer(str(d / "vocab.txt"))
+            with tempfile.TemporaryDirectory(prefix="gdino_vocab_") as d:
+                (Path(d) / "vocab.txt").write_text("\n".join(tiny_vocab()) + "\n")
+                return load_tokenizer(str(Path(d) / "vocab.txt"))
         from openvocab.hub import resolve
 
         return load_tokenizer(str(resolve(WEIGHTS["bert-base-uncased-vocab"])))
 
     def setup(self, device: str = "cpu") -> None:
         self.tokenizer = self._load_tokenizer()
-        torch.manual_seed(self.seed)
-        if self.variant == "tiny":
-            model = build_gdino_tiny(vocab_size=len(self.tokenizer.get_vocab()))
-        else:
-            model = _BUILDERS[self.variant]()
+        with torch.random.fork_rng(devices=[]):  # random init of the tiny model without touching global RNG
+            torch.manual_seed(self.seed)
+            if self.variant == "tiny":
+                model = build_gdino_tiny(vocab_size=len(self.tokenizer.get_vocab()))
+            else:
+                model = _BUILDERS[self.variant]()
         if self.checkpoint is not None:
             from openvocab.checkpoint import load_strict, read_state_dict
             from openvocab.hub import resolve
@@ -104,43 +139,64 @@ class GroundingDINODetector(Detector):
             self.tokenizer = self._load_tokenizer()
         return count_tokens(self.tokenizer, text)
 
-    def _forward(self, images: Sequence[np.ndarray], captions: Sequence[str]):
+    def _autocast(self):
+        if self.dtype == "bfloat16":
+            return torch.autocast(device_type=torch.device(self.device).type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _run(self, images: Sequence, captions: Sequence[Sequence[str]]) -> Iterator[tuple]:
+        """Yields ``(image index, chunk index, (token offsets, word ids), logits [Q,256], boxes [Q,4])`` for each
+        caption of every image. The backbone runs once per image batch; each prompt chunk reuses its features."""
         if self.model is None:
             raise ValueError("call setup() before detecting")
-        batch = preprocess_images(images, self.resize[0], self.resize[1])
-        tb = tokenize(self.tokenizer, captions)
+        tensors = [to_normalized_tensor(resize_image(im, self.resize[0], self.resize[1])) for im in images]
+        groups: dict = {}
+        for i, t in enumerate(tensors):
+            groups.setdefault("all" if self.pad_batch else tuple(t.shape), []).append(i)
         dev = self.device
-        with torch.no_grad(), torch.autocast(device_type=torch.device(dev).type, dtype=torch.bfloat16,
-                                             enabled=self.dtype == "bfloat16"):
-            out = self.model(batch.pixel_values.to(dev), batch.pixel_mask.to(dev), tb.input_ids.to(dev),
-                             tb.attention_mask.to(dev), tb.text_self_attention_masks.to(dev),
-                             tb.position_ids.to(dev))
-        return batch, tb, out.pred_logits.float().cpu(), out.pred_boxes.float().cpu()
+        for idx in groups.values():
+            pv, pm = pad_batch([tensors[i] for i in idx])
+            pv, pm = pv.to(dev), pm.to(dev)
+            with torch.no_grad(), self._autocast():
+                feats = self.model.backbone(pv)
+            for c in range(max(len(captions[i]) for i in idx)):
+                sel = [k for k, i in enumerate(idx) if c < len(captions[i])]
+                tb = tokenize(self.tokenizer, [captions[idx[k]][c] for k in sel])
+                s = torch.tensor(sel, device=dev)
+                with torch.no_grad(), self._autocast():
+                    out = self.model(pv[s], pm[s], tb.input_ids.to(dev), tb.attention_mask.to(dev),
+                                     tb.text_self_attention_masks.to(dev), tb.position_ids.to(dev),
+                                     backbone_features=[f[s] for f in feats])
+                logits, boxes = out.pred_logits.float().cpu(), out.pred_boxes.float().cpu()
+                for j, k in enumerate(sel):
+                    yield idx[k], c, (tb.offsets[j], tb.word_ids[j]), logits[j], boxes[j]
 
     def detect(self, images: Sequence[np.ndarray], prompts: Sequence[Sequence[Prompt]]) -> list[Detections]:
+        """Each box gets the tag (of its own prompt chunk) whose token span scores highest, and that span's
+        probability as its score (the box threshold still uses the best of all slots, as the official
+        ``predict``); the boxes of all chunks are merged, then per-tag / class-agnostic NMS and
+        ``max_detections``."""
         if len(images) != len(prompts):
             raise ValueError("one prompt list per image is required")
+        sizes = [_image_size(im) for im in images]
         boxes: list[list[torch.Tensor]] = [[] for _ in images]
         scores: list[list[torch.Tensor]] = [[] for _ in images]
         names: list[list[str]] = [[] for _ in images]
-        sizes = None
-        n_chunks = max((len(p) for p in prompts), default=0)
-        for c in range(n_chunks):
-            idx = [i for i, p in enumerate(prompts) if c < len(p)]
-            chunk = [prompts[i][c] for i in idx]
-            batch, tb, logits, pboxes = self._forward([images[i] for i in idx], [p.caption for p in chunk])
-            for j, (i, pr) in enumerate(zip(idx, chunk)):
-                th = box_threshold(logits[j], pboxes[j], self.box_threshold)
-                spans = [char_span_to_token_span(tb.offsets[j], s.start, s.end) for s in pr.spans]
-                ts = tag_scores(th.probs, spans)
-                if ts.shape[1] == 0 or th.indices.numel() == 0:
-                    continue
-                best, arg = ts.max(-1)
-                keep = best > self.text_threshold
-                h, w = batch.original_sizes[j]
-                boxes[i].append(cxcywh_to_xyxy_pixels(th.boxes[keep], h, w))
-                scores[i].append(th.scores[keep])
-                names[i] += [pr.spans[k].name for k in arg[keep].tolist()]
+        todo = [i for i, p in enumerate(prompts) if len(p)]
+        caps = [[p.caption for p in prompts[i]] for i in todo]
+        for k, c, (offsets, _), logits, pboxes in self._run([images[i] for i in todo], caps):
+            i = todo[k]
+            pr = prompts[i][c]
+            th = box_threshold(logits, pboxes, self.box_threshold)
+            if th.indices.numel() == 0 or not pr.spans:
+                continue
+            score, arg = best_tags(th.probs, [char_span_to_token_span(offsets, s.start, s.end) for s in pr.spans])
+            keep = score > self.text_threshold
+            h, w = sizes[i]
+            b = cxcywh_to_xyxy_pixels(th.boxes[keep], h, w)
+            boxes[i].append(clip_xyxy(b, h, w) if self.clip_boxes else b)
+            scores[i].append(score[keep])  # the label's own probability (max over its token span)
+            names[i] += [pr.spans[t].name for t in arg[keep].tolist()]
         out = []
         for i in range(len(images)):
             if not names[i]:
@@ -149,6 +205,10 @@ class GroundingDINODetector(Detector):
             b, s = torch.cat(boxes[i]), torch.cat(scores[i])
             uniq = {n: k for k, n in enumerate(dict.fromkeys(names[i]))}
             lab = torch.tensor([uniq[n] for n in names[i]])
+            if self.clip_boxes:
+                area = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+                b, s, lab = b[area], s[area], lab[area]
+                names[i] = [n for n, a in zip(names[i], area.tolist()) if a]
             keep = nms_detections(b, s, lab, iou=self.nms_iou, agnostic_iou=self.agnostic_nms_iou)
             keep = keep[: self.max_detections]
             labels = tuple(names[i][k] for k in keep.tolist())
@@ -156,17 +216,17 @@ class GroundingDINODetector(Detector):
         return out
 
     def detect_text(self, images: Sequence[np.ndarray], texts: Sequence[str]) -> list[Detections]:
-        """Official ``predict``: queries above box_threshold (query order), phrase = caption spans of
-        tokens above text_threshold."""
+        """Official ``predict``: queries above box_threshold (query order), scores = max slot probability;
+        phrase = the caption words holding the tokens above text_threshold (caption text, whole words)."""
         if len(images) != len(texts):
             raise ValueError("one text per image is required")
         caps = [preprocess_caption(t) for t in texts]
-        batch, tb, logits, pboxes = self._forward(images, caps)
-        out = []
-        for j, cap in enumerate(caps):
-            th = box_threshold(logits[j], pboxes[j], self.box_threshold)
-            phrases = tuple(phrase_spans(p, tb.offsets[j], cap, self.text_threshold) for p in th.probs)
-            h, w = batch.original_sizes[j]
+        out: list[Optional[Detections]] = [None] * len(images)
+        for i, _, (offsets, words), logits, pboxes in self._run(images, [[c] for c in caps]):
+            th = box_threshold(logits, pboxes, self.box_threshold)
+            phrases = tuple(phrase_spans(p, offsets, caps[i], self.text_threshold, words) for p in th.probs)
+            h, w = _image_size(images[i])
             b = cxcywh_to_xyxy_pixels(th.boxes, h, w)
-            out.append(Detections(boxes=b.numpy(), scores=th.scores.numpy(), labels=phrases, phrases=phrases))
+            b = clip_xyxy(b, h, w) if self.clip_boxes else b
+            out[i] = Detections(boxes=b.numpy(), scores=th.scores.numpy(), labels=phrases, phrases=phrases)
         return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -109,6 +109,13 @@ class GroundingDINOOutput:
     pred_logits: torch.Tensor
     pred_boxes: torch.Tensor
     text_token_mask: torch.Tensor
+    #: with ``return_intermediate=True`` (training): every decoder layer's logits/boxes (the last equals
+    #: ``pred_logits``/``pred_boxes``) and the encoder's top-k proposals (two-stage output: logits of the
+    #: selected memory and their boxes, not detached).
+    layer_logits: Optional[list[torch.Tensor]] = None
+    layer_boxes: Optional[list[torch.Tensor]] = None
+    enc_logits: Optional[torch.Tensor] = None
+    enc_boxes: Optional[torch.Tensor] = None
 
 
 class GroundingDINO(nn.Module):
@@ -131,12 +138,13 @@ class GroundingDINO(nn.Module):
                                        enc_points=enc_n_points, dec_points=dec_n_points)
         self.bert = TextEncoder(config=bert_config)
         self.feat_map = nn.Linear(self.bert.hidden_size, hidden_dim)
-        self.backbone = SwinTransformer(embed_dim=swin_embed_dim, depths=swin_depths, num_heads=swin_num_heads,
-                                        window_size=swin_window_size, out_indices=(1, 2, 3))
-        chans = self.backbone.num_features[1:]
+        backbone = SwinTransformer(embed_dim=swin_embed_dim, depths=swin_depths, num_heads=swin_num_heads,
+                                   window_size=swin_window_size, out_indices=(1, 2, 3))
+        chans = backbone.num_features[1:]
         projs = [nn.Sequential(nn.Conv2d(c, hidden_dim, 1), nn.GroupNorm(32, hidden_dim)) for c in chans]
         projs.append(nn.Sequential(nn.Conv2d(chans[-1], hidden_dim, 3, 2, 1), nn.GroupNorm(32, hidden_dim)))
         self.input_proj = nn.ModuleList(projs)
+        self.backbone = backbone  # registered after input_proj: the official key order
         box = MLP(in_dim=hidden_dim, hidden_dim=hidden_dim, out_dim=4, num_layers=3)
         nn.init.zeros_(box.layers[-1].weight)
         nn.init.zeros_(box.layers[-1].bias)
@@ -148,14 +156,17 @@ class GroundingDINO(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor, input_ids: torch.Tensor,
                 text_token_mask: torch.Tensor, text_block_mask: torch.Tensor, position_ids: torch.Tensor,
-                token_type_ids: torch.Tensor | None = None) -> GroundingDINOOutput:
+                token_type_ids: torch.Tensor | None = None, return_intermediate: bool = False,
+                backbone_features: Optional[list[torch.Tensor]] = None) -> GroundingDINOOutput:
         """pixel_values [B,3,H,W]; pixel_mask bool [B,H,W] (True = pad); text tensors [B,T] / [B,T,T]
-        (T <= max_text_len; text_block_mask True = may attend; text_token_mask True = real token)."""
+        (T <= max_text_len; text_block_mask True = may attend; text_token_mask True = real token).
+        ``return_intermediate`` also returns the per-layer and encoder-proposal outputs training needs.
+        ``backbone_features``: ``self.backbone(pixel_values)`` computed once and reused (prompt chunks)."""
         if input_ids.shape[1] > self.max_text_len:
             raise ValueError(f"text longer than {self.max_text_len} tokens; split the prompt")
         text = self.encode_text(input_ids, text_block_mask, position_ids, token_type_ids)
         text_token_mask = text_token_mask.bool()
-        feats = self.backbone(pixel_values)
+        feats = self.backbone(pixel_values) if backbone_features is None else backbone_features
         srcs, masks = [], []
         for proj, f in zip(self.input_proj, feats):
             srcs.append(proj(f))
@@ -185,7 +196,17 @@ class GroundingDINO(nn.Module):
         hs, refs = tr.decoder(tgt, refpoints, memory, mask_flat, spatial_shapes, valid_ratios, text, ~text_token_mask)
         boxes = (self.bbox_embed[-1](hs[-1]) + inverse_sigmoid(refs[-2])).sigmoid()
         logits = contrastive_logits(hs[-1], text, text_token_mask, self.max_text_len)
-        return GroundingDINOOutput(pred_logits=logits, pred_boxes=boxes, text_token_mask=text_token_mask)
+        out = GroundingDINOOutput(pred_logits=logits, pred_boxes=boxes, text_token_mask=text_token_mask)
+        if return_intermediate:
+            n = len(hs)
+            out.layer_boxes = [(self.bbox_embed[i](hs[i]) + inverse_sigmoid(refs[i])).sigmoid() for i in range(n - 1)]
+            out.layer_boxes.append(boxes)
+            out.layer_logits = [contrastive_logits(h, text, text_token_mask, self.max_text_len) for h in hs[:-1]]
+            out.layer_logits.append(logits)
+            idx = topk.unsqueeze(-1)
+            out.enc_logits = torch.gather(enc_logits, 1, idx.expand(-1, -1, enc_logits.shape[-1]))
+            out.enc_boxes = torch.gather(coords, 1, idx.expand(-1, -1, 4)).sigmoid()
+        return out
 
 
 BERT_BASE_UNCASED = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from torchvision.ops import batched_nms, nms
@@ -13,6 +13,15 @@ def cxcywh_to_xyxy_pixels(boxes: torch.Tensor, height: int, width: int) -> torch
     b = boxes * torch.tensor([width, height, width, height], dtype=boxes.dtype, device=boxes.device)
     cx, cy, w, h = b.unbind(-1)
     return torch.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], -1)
+
+
+def clip_xyxy(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """[N,4] xyxy pixels clipped to the image, [0, width] x [0, height] (the official ``predict`` does not clip;
+    the detector stage does, ``verify`` keeps the official unclipped boxes)."""
+    out = boxes.clone()
+    out[:, 0::2] = out[:, 0::2].clamp(0, width)
+    out[:, 1::2] = out[:, 1::2].clamp(0, height)
+    return out
 
 
 def char_span_to_token_span(offsets: Sequence[tuple[int, int]], start: int, end: int) -> list[int]:
@@ -42,32 +51,46 @@ def box_threshold(logits: torch.Tensor, boxes: torch.Tensor, threshold: float) -
 
 
 def tag_scores(probs: torch.Tensor, token_spans: Sequence[Sequence[int]]) -> torch.Tensor:
-    """[K,256] probabilities -> [K, n_tags]: max probability over each tag's tokens."""
+    """[K,256] probabilities -> [K, n_tags]: max probability over each tag's tokens (-1 for an empty span)."""
     if len(token_spans) == 0:
         return probs.new_zeros((probs.shape[0], 0))
-    cols = []
-    for span in token_spans:
-        if len(span) == 0:
-            cols.append(probs.new_full((probs.shape[0],), -1.0))
-        else:
-            cols.append(probs[:, list(span)].max(-1)[0])
-    return torch.stack(cols, -1)
+    member = torch.zeros((len(token_spans), probs.shape[-1]), dtype=torch.bool, device=probs.device)
+    for t, span in enumerate(token_spans):
+        member[t, list(span)] = True
+    return probs[:, None, :].masked_fill(~member[None], -1.0).amax(-1)
+
+
+def best_tags(probs: torch.Tensor, token_spans: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Label of each kept query: ``(score [K], tag index [K])`` of the tag whose token span holds the highest
+    probability (max over the span's tokens, so word pieces of one tag count as that tag; ties go to the
+    earlier tag). Tags are whole prompt spans, never phrases decoded back from word pieces."""
+    ts = tag_scores(probs, token_spans)
+    if ts.shape[1] == 0:
+        raise ValueError("a prompt without tags cannot label boxes")
+    return ts.max(-1)
 
 
 def phrase_spans(probs_row: torch.Tensor, offsets: Sequence[tuple[int, int]], caption: str,
-                 text_threshold: float) -> str:
-    """Free-text phrase of one query: the tokens above ``text_threshold`` (position 0 off, as official),
-    reported as caption text. Consecutive selected tokens (and word pieces of one word) are joined into
-    one character span; separate spans are joined with a space; '.' separators are dropped."""
+                 text_threshold: float, word_ids: Optional[Sequence[Optional[int]]] = None) -> str:
+    """Free-text phrase of one query, as caption text: the tokens above ``text_threshold`` (position 0 off, as
+    the official ``predict``), each standing for the whole word it is a piece of (``word_ids``; "cross ##ing"
+    with only "##ing" selected gives "crossing", never "##ing"). Selected words with only whitespace between
+    them form one span; spans are joined with a space; '.' separators and special tokens are dropped."""
     n = len(offsets)
     sel = (probs_row[:n] > text_threshold).tolist()
     sel[0] = False
-    spans: list[list[int]] = []
-    for i, on in enumerate(sel):
-        s, e = offsets[i]
-        if not on or e <= s or caption[s:e] == ".":
+    words: dict = {}  # word -> [start, end, selected], in caption order
+    for i, (s, e) in enumerate(offsets):
+        if e <= s:
             continue
-        if spans and (spans[-1][1] == s or (i > 0 and sel[i - 1] and caption[spans[-1][1]:s].strip() == "")):
+        key = word_ids[i] if word_ids is not None and word_ids[i] is not None else ("token", i)
+        w = words.setdefault(key, [s, e, False])
+        w[0], w[1], w[2] = min(w[0], s), max(w[1], e), w[2] or sel[i]
+    spans: list[list[int]] = []
+    for s, e, on in words.values():
+        if not on or caption[s:e] == ".":
+            continue
+        if spans and caption[spans[-1][1]:s].strip() == "":
             spans[-1][1] = e
         else:
             spans.append([s, e])
@@ -77,7 +100,7 @@ def phrase_spans(probs_row: torch.Tensor, offsets: Sequence[tuple[int, int]], ca
 def nms_detections(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, *, iou: float | None,
                    agnostic_iou: float | None) -> torch.Tensor:
     """Indices kept after per-label NMS (``iou``) then class-agnostic NMS (``agnostic_iou``), sorted by score."""
-    keep = torch.argsort(scores, descending=True)
+    keep = torch.argsort(scores, descending=True, stable=True)
     if iou is not None and keep.numel():
         k = batched_nms(boxes.float(), scores.float(), labels, iou)
         keep = k

@@ -6,7 +6,7 @@ so char offsets are available for mapping tag character spans onto token spans.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 
@@ -41,6 +41,8 @@ class TextBatch:
         text_self_attention_masks: bool [B,T,T] sub-sentence mask (True = may attend).
         position_ids: int64 [B,T] positions restarting in each sub-sentence.
         offsets: per caption, (start, end) char offsets of each token in the caption ((0,0) for specials/pad).
+        word_ids: per caption, the index of the word (BERT pre-token) each token belongs to (``None`` for
+            specials/pad): the word pieces of one word share it.
     """
 
     input_ids: torch.Tensor
@@ -49,6 +51,7 @@ class TextBatch:
     text_self_attention_masks: torch.Tensor
     position_ids: torch.Tensor
     offsets: list[list[tuple[int, int]]]
+    word_ids: list[list[Optional[int]]]
 
 
 def special_token_ids(tokenizer) -> list[int]:
@@ -89,12 +92,14 @@ def tokenize(tokenizer, captions: Sequence[str], max_len: int = MAX_TEXT_LEN) ->
     am = enc["attention_mask"].bool()
     tt = enc["token_type_ids"]
     offs = [[(int(a), int(b)) for a, b in row.tolist()] for row in enc["offset_mapping"]]
+    words = [enc.word_ids(i) for i in range(len(captions))]
     if ids.shape[1] > max_len:
         ids, am, tt, pos = ids[:, :max_len], am[:, :max_len], tt[:, :max_len], pos[:, :max_len]
         mask = mask[:, :max_len, :max_len]
         offs = [o[:max_len] for o in offs]
+        words = [w[:max_len] for w in words]
     return TextBatch(input_ids=ids, attention_mask=am, token_type_ids=tt, text_self_attention_masks=mask,
-                     position_ids=pos, offsets=offs)
+                     position_ids=pos, offsets=offs, word_ids=words)
 
 
 def count_tokens(tokenizer, text: str) -> int:

@@ -27,12 +27,16 @@ def _diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a[fa] - b[fa]).abs().max()) if fa.any() else 0.0
 
 
-def _load_model(fix: dict):
+def _load_model(fix: dict, source: str = "fixture state_dict"):
+    """Model from the fixture's config, weights loaded as users load released files: official layout
+    (``{'model': sd}``, optional ``module.`` prefix) or HF layout, converted, then strict."""
+    from openvocab.checkpoint import load_strict
+
     meta = json.loads(fix["meta_json"])
     model = build_from_official_config(meta["config"], meta["bert_config"]).eval()
     sd = fix["state_dict"]
     sd = convert_hf_state_dict(sd) if is_hf_state_dict(sd) else convert_state_dict({"model": sd})
-    model.load_state_dict(sd, strict=True)
+    load_strict(model, sd, source=source)
     return model
 
 
@@ -65,9 +69,10 @@ def run_fixture(fix: dict, model=None) -> tuple[dict, list[tuple[str, float]]]:
                         diffs.append((f"predict[{i}].{k} (count)", float("inf")))
                         continue
                     d = _diff(res[k], case[ref])
-                    if k == "boxes_xyxy":
-                        d = d / max(h, w)  # pixel boxes compared relative to the image size
-                    diffs.append((f"predict[{i}].{k}", d))
+                    if k == "boxes_xyxy":  # pixels, compared relative to the image size (unclipped, as official)
+                        diffs.append((f"predict[{i}].boxes_xyxy (px / max(H, W))", d / max(h, w)))
+                    else:
+                        diffs.append((f"predict[{i}].{k}", d))
         b = fix.get("batch")
         if b is not None:
             for i in range(b["pixel_values"].shape[0]):
@@ -82,6 +87,17 @@ def run_fixture(fix: dict, model=None) -> tuple[dict, list[tuple[str, float]]]:
     return out, diffs
 
 
+def _read(path: str, keys: tuple[str, ...]) -> dict:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError) as e:
+        raise SystemExit(f"{path}: cannot read ({e})") from None
+    missing = [k for k in keys if not isinstance(obj, dict) or k not in obj]
+    if missing:
+        raise SystemExit(f"{path}: not a Grounding DINO fixture (missing {', '.join(missing)})")
+    return obj
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m grounding.verify")
     p.add_argument("fixture")
@@ -89,12 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", default=None, help="fixture-like file whose state_dict replaces the fixture's "
                                                  "(e.g. the HF-layout file)")
     a = p.parse_args(argv)
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    fix = torch.load(a.fixture, weights_only=True)
+    fix = _read(a.fixture, ("meta_json", "vocab_txt", "state_dict"))
     if a.weights:
-        w = torch.load(a.weights, weights_only=True)
-        fix = dict(fix, state_dict=w["state_dict"])
-    out, diffs = run_fixture(fix)
+        fix = dict(fix, state_dict=_read(a.weights, ("state_dict",))["state_dict"])
+    try:
+        model = _load_model(fix, source=a.weights or a.fixture)
+    except ValueError as e:
+        print(f"FAIL: {e}")
+        return 1
+    out, diffs = run_fixture(fix, model)
     if a.save:
         torch.save(out, a.save)
     worst = 0.0
