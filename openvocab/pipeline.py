@@ -95,9 +95,17 @@ class Pipeline:
 
     def setup(self) -> "Pipeline":
         """Resolve every stage's weights (may download) and move to the device, before any image."""
+        from .hub import MissingFileError
+
         if not self._ready:
             for stage in self.stages:
-                stage.setup(self.device)
+                try:
+                    stage.setup(self.device)
+                except MissingFileError as e:
+                    needed = [f for s in self.stages for f in s.required_files()]
+                    if len(needed) > 1:  # say once everything this pipeline will look for
+                        raise MissingFileError(f"{e}\n  This pipeline needs: {', '.join(needed)}.") from None
+                    raise
             self._ready = True
         return self
 
