@@ -104,3 +104,22 @@ def test_readme_demo_folder_labels_and_evaluates(tmp_path):
     metrics = json.loads((ev / "metrics.json").read_text())
     assert metrics  # evaluated: every demo image matched a ground-truth image
     assert (ev / "summary.txt").read_text().count("images_evaluated=4") == 1
+
+
+def test_missing_official_files_are_all_named_at_once(tmp_path, capsys):
+    cfg = tmp_path / "real_weights.py"
+    cfg.write_text(
+        "custom_imports = dict(imports=['tagging', 'grounding'], allow_failed_imports=False)\n"
+        "tagger = dict(type='RAMPlusTagger', variant='tiny', checkpoint=None)\n"
+        "detector = dict(type='GroundingDINODetector', variant='swint_ogc', checkpoint='groundingdino_swint_ogc')\n"
+        "mask_head = dict(type='SAMMaskHead', variant='vit_b', checkpoint='sam_vit_b_01ec64')\n")
+    img = tmp_path / "a.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(img)
+    rc = main(["label", str(img), "--config", str(cfg), "--out", str(tmp_path / "out"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert "Missing file 'bert-base-uncased-vocab.txt'" in err and "--checkpoint-dir" in err
+    needs = err.split("This pipeline needs:")[1]
+    for name in ("groundingdino_swint_ogc.pth", "bert-base-uncased-vocab.txt", "sam_vit_b_01ec64.pth"):
+        assert name in needs
+    assert not (tmp_path / "out" / "coco.json").exists()
