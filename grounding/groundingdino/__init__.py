@@ -4,3 +4,4 @@ Importing :mod:`grounding.groundingdino.detector` registers ``GroundingDINODetec
 ``openvocab.registry.DETECTORS``.
 """
 from .detector import GroundingDINODetector  # noqa: F401
+from .train import GroundingDINOTrainModel  # noqa: F401  (MODELS: training wrapper)

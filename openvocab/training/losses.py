@@ -113,3 +113,29 @@ def set_prediction_losses(logits: torch.Tensor, boxes: torch.Tensor, text_mask: 
     else:
         l1 = giou = boxes.sum() * 0
     return {"loss_cls": w_cls * cls, "loss_bbox": w_bbox * l1, "loss_giou": w_giou * giou}
+
+
+def deep_supervision_losses(layers: "list[tuple[torch.Tensor, torch.Tensor]]", text_mask: torch.Tensor,
+                            positive_maps: list[torch.Tensor], gt_boxes: list[torch.Tensor], *,
+                            encoder: "tuple[torch.Tensor, torch.Tensor] | None" = None,
+                            costs: MatchCosts = MatchCosts(), w_cls: float = 1.0, w_bbox: float = 5.0,
+                            w_giou: float = 2.0) -> dict[str, torch.Tensor]:
+    """:func:`set_prediction_losses` for every decoder layer and the encoder proposals (DINO two-stage).
+
+    Args:
+        layers: per decoder layer ``(logits [B, Q, T], boxes [B, Q, 4])``, first to last.
+        encoder: the encoder's selected proposals ``(logits, boxes)``, or ``None``.
+    Returns: the last layer as ``loss_cls``/``loss_bbox``/``loss_giou``, earlier layers as
+        ``d{i}.loss_*`` and the encoder as ``enc.loss_*``; each one matched on its own.
+    """
+    if not layers:
+        raise ValueError("deep_supervision_losses needs at least one decoder layer")
+    stages = [(f"d{i}." if i < len(layers) - 1 else "", lg, bx) for i, (lg, bx) in enumerate(layers)]
+    if encoder is not None:
+        stages.append(("enc.", *encoder))
+    out: dict[str, torch.Tensor] = {}
+    for prefix, lg, bx in stages:
+        part = set_prediction_losses(lg, bx, text_mask, positive_maps, gt_boxes, costs=costs, w_cls=w_cls,
+                                     w_bbox=w_bbox, w_giou=w_giou)
+        out.update({prefix + k: v for k, v in part.items()})
+    return out

@@ -25,7 +25,8 @@ def _unwrap(model):
 
 @HOOKS.register_module(force=True)
 class ExportHook(Hook):
-    """Writes ``work_dir/exported.safetensors`` (inference layout) whenever a checkpoint is saved."""
+    """Writes ``work_dir/exported.safetensors`` (inference layout) whenever a checkpoint is saved;
+    metadata: ``format``, ``iter`` and the model's ``export_metadata()`` (str -> str) if it has one."""
 
     priority = "VERY_LOW"
 
@@ -41,7 +42,9 @@ class ExportHook(Hook):
         sd = {k: v.detach().cpu().contiguous() for k, v in model.export_state_dict().items()}
         dest = Path(runner.work_dir) / self.filename
         tmp = dest.with_name(f".{dest.name}.tmp")
-        save_file(sd, str(tmp), metadata={"format": "openvocab-export-v1", "iter": str(runner.iter)})
+        meta = dict(model.export_metadata()) if hasattr(model, "export_metadata") else {}
+        meta.update({"format": "openvocab-export-v1", "iter": str(runner.iter)})
+        save_file(sd, str(tmp), metadata=meta)
         os.replace(tmp, dest)
 
     def after_save_checkpoint(self, runner, checkpoint: dict) -> None:

@@ -4,3 +4,4 @@ from .model import RAMPlus, RAMPlusOutput, build_ram_plus_swin_l, build_ram_plus
 from .openset import load_openset_embeddings  # noqa: F401
 from .preprocess import preprocess  # noqa: F401
 from .tagger import RAMPlusTagger  # noqa: F401
+from .train import RAMPlusTrainModel  # noqa: F401
