@@ -98,9 +98,10 @@ def test_tiny_tagger_learns_exports_and_loads_in_inference(shapes, tmp_path):
     with safe_open(str(exported), "pt") as f:
         meta = f.metadata()
     assert meta["iter"] == "300" and json.loads(meta["tags"]) == list(SHAPES)
-    tagger = RAMPlusTagger(variant="tiny", checkpoint=str(exported), model_kwargs=json.loads(meta["model_kwargs"]),
-                           tag_list=list(SHAPES), threshold=0.5)
+    # from the file alone: its metadata gives the trained tags and the model's sizes
+    tagger = RAMPlusTagger(variant="tiny", checkpoint=str(exported), threshold=0.5)
     closed, _ = tagger.logits([s.image for s in held_out])
+    assert tagger.closed.names == tuple(SHAPES) and tagger.image_size == json.loads(meta["model_kwargs"])["image_size"]
     probs = torch.sigmoid(closed).numpy()
 
     # ... and gives the trained model's probabilities (the model restored from the last checkpoint).

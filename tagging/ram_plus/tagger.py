@@ -1,6 +1,7 @@
 """The registered RAM++ tagging stage: images -> :class:`openvocab.structures.Tags`."""
 from __future__ import annotations
 
+import json
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
@@ -97,7 +98,7 @@ class RAMPlusTagger(Tagger):
         if isinstance(self.checkpoint, str):
             spec = CHECKPOINTS.get(self.checkpoint)
             files.append(spec.filename if spec else self.checkpoint)
-        if self.tag_list_spec is None and not self._uses_tiny_tags():
+        if self.tag_list_spec is None and not self._uses_tiny_tags() and not self._exported_tags():
             files += ["ram_tag_list.txt", "ram_tag_list_chinese.txt", "ram_tag_list_threshold.txt"]
         if self.openset_path:
             files.append(str(self.openset_path))
@@ -106,7 +107,36 @@ class RAMPlusTagger(Tagger):
     def _uses_tiny_tags(self) -> bool:
         return self.variant == "tiny" and self.checkpoint is None and self.tag_list_spec is None
 
+    def _export_metadata(self) -> dict:
+        """``tags`` / ``model_kwargs`` recorded by ``openvocab train`` in an ``exported.safetensors``
+        (``{}`` for any other checkpoint), so a fine-tuned tagger loads from its file alone."""
+        ckpt = self.checkpoint
+        if not isinstance(ckpt, str) or not ckpt.endswith(".safetensors") or ckpt in CHECKPOINTS:
+            return {}
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(resolve(ckpt)), framework="pt") as f:
+                meta = f.metadata() or {}
+            out = {}
+            if "tags" in meta:
+                out["tags"] = [str(t) for t in json.loads(meta["tags"])]
+            if "model_kwargs" in meta:
+                out["model_kwargs"] = dict(json.loads(meta["model_kwargs"]))
+            return out
+        except (OSError, ValueError, TypeError) as e:
+            raise CheckpointError(f"{ckpt}: unreadable training metadata ({type(e).__name__}: {e})") from None
+
+    def _exported_tags(self) -> bool:
+        try:
+            return "tags" in self._export_metadata()
+        except Exception:  # a missing file is reported by setup, with where it comes from
+            return False
+
     def _closed_tag_list(self) -> TagList:
+        if self.tag_list_spec is None and "tags" in self._export_metadata():
+            th = self.class_thresholds_spec if self.class_thresholds_spec is not None else self.threshold
+            return custom_tag_list(self._export_metadata()["tags"], thresholds=th)
         if self._uses_tiny_tags():
             th = TINY_THRESHOLD if self.class_thresholds_spec is None else self.class_thresholds_spec
             return custom_tag_list(TINY_TAGS, thresholds=th)
@@ -135,7 +165,7 @@ class RAMPlusTagger(Tagger):
         bad = [i for i in self.delete_tag_index if not 0 <= i < len(closed)]
         if bad:
             raise ValueError(f"delete_tag_index {bad} out of range for {len(closed)} closed-set tags")
-        kwargs = dict(self.model_kwargs)
+        kwargs = {**self._export_metadata().get("model_kwargs", {}), **self.model_kwargs}
         kwargs.setdefault("num_classes", len(closed))
         if kwargs["num_classes"] != len(closed):
             raise ValueError(f"model_kwargs num_classes={kwargs['num_classes']} but the tag list has "
