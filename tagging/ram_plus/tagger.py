@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from openvocab.checkpoint import CheckpointError, load_strict, read_state_dict
-from openvocab.hub import resolve
+from openvocab.hub import MissingFileError, resolve
 from openvocab.registry import TAGGERS
 from openvocab.stages import Tagger
 from openvocab.structures import Tag, Tags, TagSource
@@ -130,7 +130,7 @@ class RAMPlusTagger(Tagger):
     def _exported_tags(self) -> bool:
         try:
             return "tags" in self._export_metadata()
-        except Exception:  # a missing file is reported by setup, with where it comes from
+        except (CheckpointError, MissingFileError):  # reported by setup, with where the file comes from
             return False
 
     def _closed_tag_list(self) -> TagList:
