@@ -6,6 +6,7 @@ components by ``type`` name. ``openvocab`` itself never imports those packages.
 """
 from __future__ import annotations
 
+from mmengine import registry as _mm
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
@@ -36,6 +37,16 @@ TOOLS = Registry("tool", scope=SCOPE)
 DATASETS = Registry("dataset", parent=MMENGINE_DATASETS, scope=SCOPE, locations=["openvocab.training.datasets"])
 MODELS = Registry("model", parent=MMENGINE_MODELS, scope=SCOPE)
 METRICS = Registry("metric", parent=MMENGINE_METRICS, scope=SCOPE)
+
+#: The rest of a training run (optimizers, schedulers, hooks, loops...): children of mmengine's, so a Runner
+#: with ``default_scope='openvocab'`` finds mmengine's own components through them (no scope warnings).
+_TRAINING_CHILDREN = {
+    name: Registry(getattr(_mm, name).name, parent=getattr(_mm, name), scope=SCOPE)
+    for name in ("RUNNERS", "RUNNER_CONSTRUCTORS", "LOOPS", "HOOKS", "STRATEGIES", "DATA_SAMPLERS", "TRANSFORMS",
+                 "MODEL_WRAPPERS", "WEIGHT_INITIALIZERS", "OPTIMIZERS", "OPTIM_WRAPPERS",
+                 "OPTIM_WRAPPER_CONSTRUCTORS", "PARAM_SCHEDULERS", "EVALUATOR", "TASK_UTILS", "VISUALIZERS",
+                 "VISBACKENDS", "LOG_PROCESSORS", "INFERENCERS", "FUNCTIONS")
+}
 
 ALL_REGISTRIES = {
     "taggers": TAGGERS,

@@ -9,8 +9,8 @@
 # open-set tags: describe and embed them (`openvocab describe-tags`, `openvocab embed-tags --out new.safetensors`)
 # and set model.label_embed=new.safetensors: the trained tags are the official ones followed by the new ones
 # (or give model.tag_list=[...] to train only the listed tags; each comes from the file, else the checkpoint).
-# Inference with the result: RAMPlusTagger(checkpoint='work/ram_plus_ft/exported.safetensors',
-#   tag_list=<the trained tags; listed in the file's metadata "tags">).
+# Inference with the result: RAMPlusTagger(checkpoint='work/ram_plus_ft/exported.safetensors') (the trained
+#   tags come from the file's metadata; pass class_thresholds=... to keep per-class thresholds).
 custom_imports = dict(imports=['tagging', 'openvocab.training.metrics'], allow_failed_imports=False)
 
 model = dict(

@@ -6,8 +6,8 @@
 # identity alone, a from-scratch tiny Swin needs far more than 300 iterations.)
 # Other data: --cfg-options train_dataloader.dataset.ann_file=DIR/tags.jsonl val_dataloader.dataset.ann_file=...
 # The result, work_dir/exported.safetensors, loads in the inference tagger:
-#   tagger=dict(type='RAMPlusTagger', variant='tiny', checkpoint='work/tagger_tiny/exported.safetensors',
-#               model_kwargs=<model.model_kwargs>, tag_list=<model.tag_list>)
+#   tagger=dict(type='RAMPlusTagger', variant='tiny', checkpoint='work/tagger_tiny/exported.safetensors')
+#   (its metadata holds the trained tags and the model's sizes)
 custom_imports = dict(imports=['tagging', 'openvocab.training.metrics'], allow_failed_imports=False)
 
 classes = ('circle', 'square', 'triangle', 'star', 'cross', 'ring')  # openvocab.training.synthetic.SHAPES

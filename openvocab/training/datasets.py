@@ -82,6 +82,11 @@ class CocoTrainDataset(Dataset):
                                None if neg is None else tuple(neg)))
         self.categories = [cats[k] for k in sorted(cats)]
 
+    @property
+    def metainfo(self) -> dict:
+        """What mmengine's Runner hands to metrics and visualizers (``dataset_meta``)."""
+        return {"classes": tuple(self.categories)}
+
     def __len__(self) -> int:
         return len(self.items)
 
@@ -110,6 +115,11 @@ class JsonlTagDataset(Dataset):
                 self.items.append((obj["file"], tuple(tags), None if neg is None else tuple(neg)))
             except (ValueError, KeyError, TypeError) as e:
                 raise ValueError(f"{ann_file}:{n}: bad line ({type(e).__name__}: {e})") from None
+
+    @property
+    def metainfo(self) -> dict:
+        """What mmengine's Runner hands to metrics and visualizers: the tags seen, in first-seen order."""
+        return {"classes": tuple(dict.fromkeys(t for _, tags, _ in self.items for t in tags))}
 
     def __len__(self) -> int:
         return len(self.items)
