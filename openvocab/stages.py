@@ -8,6 +8,7 @@ stage before the first image, so a missing checkpoint stops the job at once.
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -83,6 +84,58 @@ class MaskHead(Stage):
         if len(detections) == 0:
             return Regions()
         return self.predict(boxes=detections.boxes)
+
+
+@dataclass(frozen=True)
+class MaskPrompts:
+    """Checked :meth:`MaskHead.predict` arguments: row ``i`` of every array is prompt ``i``.
+
+    Attributes:
+        count: number of prompts ``N``.
+        boxes: ``float32 [N, 4]`` xyxy original pixels, or ``None``.
+        points: ``float32 [N, P, 2]`` xy original pixels, or ``None``.
+        point_labels: ``int64 [N, P]`` (1 foreground, 0 background, -1 ignore), with ``points``.
+    """
+
+    count: int
+    boxes: Optional[np.ndarray] = None
+    points: Optional[np.ndarray] = None
+    point_labels: Optional[np.ndarray] = None
+
+
+def check_prompts(boxes=None, points=None, point_labels=None) -> MaskPrompts:
+    """Validate the prompts of :meth:`MaskHead.predict` (shapes, finite values, labels); ``ValueError`` else."""
+    n = None
+    if boxes is not None:
+        boxes = np.asarray(boxes, dtype=np.float32)
+        if boxes.ndim != 2 or boxes.shape[1] != 4:
+            raise ValueError(f"boxes must be [N, 4] xyxy, got {boxes.shape}")
+        if not np.isfinite(boxes).all():
+            raise ValueError("boxes must be finite")
+        n = len(boxes)
+    labels = None
+    if points is not None:
+        points = np.asarray(points, dtype=np.float32)
+        if points.ndim != 3 or points.shape[2] != 2:
+            raise ValueError(f"points must be [N, P, 2], got {points.shape}")
+        if not np.isfinite(points).all():
+            raise ValueError("points must be finite")
+        if point_labels is None:
+            raise ValueError("points need point_labels [N, P] (1 fg, 0 bg, -1 ignore)")
+        labels = np.asarray(point_labels)
+        if labels.shape != points.shape[:2]:
+            raise ValueError(f"point_labels {labels.shape} do not match points {points.shape}")
+        if not np.isin(labels, (-1, 0, 1)).all():
+            raise ValueError("point_labels must be 1 (foreground), 0 (background) or -1 (ignore)")
+        labels = labels.astype(np.int64)
+        if n is not None and len(points) != n:
+            raise ValueError(f"{len(points)} point prompts for {n} boxes")
+        n = len(points)
+    elif point_labels is not None:
+        raise ValueError("point_labels given without points")
+    if n is None:
+        raise ValueError("predict needs boxes and/or points")
+    return MaskPrompts(count=n, boxes=boxes, points=points, point_labels=labels)
 
 
 class BoxableFilter(abc.ABC):

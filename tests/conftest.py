@@ -1,6 +1,7 @@
 """Shared test fixtures: where ``../shared`` is, and small helpers."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -28,3 +29,20 @@ def _no_network(monkeypatch):
     """No test may need the network: hub look-ups run offline."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def bpe_files(tmp_path_factory):
+    """A tiny byte-level BPE vocabulary in CLIP's file format (characters only, no merges): the tokenizer
+    files of the tiny random CLIP text encoders the tests build."""
+    from transformers.models.clip.tokenization_clip import bytes_to_unicode
+
+    d = tmp_path_factory.mktemp("clip_bpe")
+    chars = list(bytes_to_unicode().values())
+    vocab = {c: i for i, c in enumerate(chars)}
+    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    (d / "vocab.json").write_text(json.dumps(vocab))
+    (d / "merges.txt").write_text("#version: 0.2\n")
+    return str(d / "vocab.json"), str(d / "merges.txt")

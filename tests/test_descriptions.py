@@ -6,7 +6,6 @@ import threading
 import pytest
 import torch
 from safetensors import safe_open
-from transformers.models.clip.tokenization_clip import bytes_to_unicode
 
 import tagging  # noqa: F401  (registers)
 from openvocab.cli import main as cli_main
@@ -15,20 +14,6 @@ from tagging.descriptions import read_descriptions
 from tagging.descriptions.backends import BackendError, OpenAIHTTPBackend, TransformersLMBackend
 from tagging.descriptions.clip_text import CLIPTextEncoder
 from tagging.descriptions.prompts import DESCRIPTION_PROMPTS
-
-
-@pytest.fixture(scope="module")
-def bpe_files(tmp_path_factory):
-    """A tiny byte-level BPE vocabulary in CLIP's file format (characters only, no merges)."""
-    d = tmp_path_factory.mktemp("clip_bpe")
-    chars = list(bytes_to_unicode().values())
-    vocab = {c: i for i, c in enumerate(chars)}
-    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    (d / "vocab.json").write_text(json.dumps(vocab))
-    (d / "merges.txt").write_text("#version: 0.2\n")
-    return str(d / "vocab.json"), str(d / "merges.txt")
 
 
 @pytest.fixture(scope="module")

@@ -67,3 +67,18 @@ def test_prompt_spans_must_match_caption():
 def test_image_info_rejects_empty_size():
     with pytest.raises(ValueError, match="x.png"):
         ImageInfo("x.png", 0, 10)
+
+
+def test_check_prompts_shared_by_mask_heads():
+    from openvocab.stages import check_prompts
+
+    pr = check_prompts(boxes=[[0, 0, 4, 4], [1, 1, 2, 2]], points=np.zeros((2, 3, 2)), point_labels=[[1, 0, -1]] * 2)
+    assert pr.count == 2 and pr.boxes.dtype == np.float32 and pr.point_labels.dtype == np.int64
+    assert check_prompts(points=np.ones((1, 1, 2)), point_labels=[[1]]).boxes is None
+    for bad, msg in [(dict(), "boxes and/or points"), (dict(boxes=[[0, 0, 1]]), r"\[N, 4\]"),
+                     (dict(boxes=[[0, 0, np.nan, 1]]), "finite"), (dict(points=np.zeros((1, 2, 2))), "point_labels"),
+                     (dict(points=np.zeros((1, 2, 2)), point_labels=[[1, 2]]), "foreground"),
+                     (dict(boxes=np.zeros((2, 4)), points=np.zeros((1, 1, 2)), point_labels=[[1]]), "1 point prompts for 2"),
+                     (dict(boxes=np.zeros((1, 4)), point_labels=[[1]]), "without points")]:
+        with pytest.raises(ValueError, match=msg):
+            check_prompts(**bad)

@@ -13,7 +13,6 @@ import torch
 from mmengine.config import Config
 from PIL import Image
 from pycocotools.coco import COCO
-from transformers.models.clip.tokenization_clip import bytes_to_unicode
 
 from grounding.tap import TAPMaskHead, concepts_from_spec
 from grounding.tap.concepts import RandomTextEncoder, read_names_file
@@ -29,20 +28,6 @@ VOCAB = ["cat", "dog", "fire hydrant", "bicycle", "traffic light"]
 def _image(h=120, w=160):
     y, x = np.mgrid[0:h, 0:w]
     return np.stack([(x * 3) % 256, (y * 5) % 256, ((x + y) * 2) % 256], -1).astype(np.uint8)
-
-
-@pytest.fixture(scope="module")
-def bpe_files(tmp_path_factory):
-    """A tiny CLIP-format BPE vocabulary (single characters, no merges)."""
-    d = tmp_path_factory.mktemp("clip_bpe")
-    chars = list(bytes_to_unicode().values())
-    vocab = {c: i for i, c in enumerate(chars)}
-    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    (d / "vocab.json").write_text(json.dumps(vocab))
-    (d / "merges.txt").write_text("#version: 0.2\n")
-    return str(d / "vocab.json"), str(d / "merges.txt")
 
 
 def test_concepts_from_user_vocabulary_with_the_taggers_clip_text_encoder(bpe_files, tmp_path):

@@ -16,6 +16,8 @@ import torch
 from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 
+from openvocab.stages import check_prompts
+
 
 @dataclass
 class SamPrediction:
@@ -101,39 +103,16 @@ class SamBatchPredictor:
         self.input_size = (int(resized.shape[0]), int(resized.shape[1]))
 
     def _prompts(self, boxes, points, point_labels):
-        """Original-pixel prompts -> input-frame ``boxes [N, 4]``, ``points [N, P, 2]``, labels."""
-        n = None
-        if boxes is not None:
-            boxes = np.asarray(boxes, dtype=np.float32)
-            if boxes.ndim != 2 or boxes.shape[1] != 4:
-                raise ValueError(f"boxes must be [N, 4] xyxy, got {boxes.shape}")
-            if not np.isfinite(boxes).all():
-                raise ValueError("boxes must be finite")
-            n = len(boxes)
-            boxes = self.transform.apply_boxes(boxes, self.original_size).astype(np.float32)
-        if points is not None:
-            points = np.asarray(points, dtype=np.float32)
-            if points.ndim != 3 or points.shape[2] != 2:
-                raise ValueError(f"points must be [N, P, 2], got {points.shape}")
-            if not np.isfinite(points).all():
-                raise ValueError("points must be finite")
-            if point_labels is None:
-                raise ValueError("points need point_labels [N, P] (1 fg, 0 bg, -1 ignore)")
-            labels = np.asarray(point_labels)
-            if labels.shape != points.shape[:2]:
-                raise ValueError(f"point_labels {labels.shape} do not match points {points.shape}")
-            if not np.isin(labels, (-1, 0, 1)).all():
-                raise ValueError("point_labels must be 1 (foreground), 0 (background) or -1 (ignore)")
-            if n is not None and len(points) != n:
-                raise ValueError(f"{len(points)} point prompts for {n} boxes")
-            n = len(points)
-            points = self.transform.apply_coords(points, self.original_size).astype(np.float32)
-            point_labels = labels.astype(np.int32)
-        elif point_labels is not None:
-            raise ValueError("point_labels given without points")
-        if n is None:
-            raise ValueError("predict needs boxes and/or points")
-        return n, boxes, points, point_labels
+        """Original-pixel prompts -> ``(N, boxes [N, 4], points [N, P, 2], labels [N, P] int32)`` in the
+        input frame (``None`` where not given)."""
+        pr = check_prompts(boxes, points, point_labels)
+        boxes = points = labels = None
+        if pr.boxes is not None:
+            boxes = self.transform.apply_boxes(pr.boxes, self.original_size).astype(np.float32)
+        if pr.points is not None:
+            points = self.transform.apply_coords(pr.points, self.original_size).astype(np.float32)
+            labels = pr.point_labels.astype(np.int32)
+        return pr.count, boxes, points, labels
 
     @torch.inference_mode()
     def predict(self, *, boxes=None, points=None, point_labels=None) -> SamPrediction:

@@ -7,6 +7,8 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
+from openvocab.stages import check_prompts
+
 from .concepts import ConceptMatrix
 from .model import TapModel
 from .prompt_encoder import LABEL_BOX_LT, LABEL_BOX_RB, LABEL_PAD, normalize_points
@@ -95,39 +97,18 @@ class TapPredictor:
     def _prompts(self, boxes, points, point_labels) -> tuple[np.ndarray, np.ndarray]:
         """Original-pixel prompts -> resized-frame points ``float32 [N, K, 2]``, labels ``[N, K]``."""
         s = np.float32(self._info.scale)
+        pr = check_prompts(boxes, points, point_labels)
+        n = pr.count
         parts_xy, parts_lab = [], []
-        n = None
-        if boxes is not None:
-            boxes = np.asarray(boxes, dtype=np.float32)
-            if boxes.ndim != 2 or boxes.shape[1] != 4:
-                raise ValueError(f"boxes must be [N, 4] xyxy, got {boxes.shape}")
-            n = len(boxes)
-            parts_xy.append(boxes.reshape(n, 2, 2))
+        if pr.boxes is not None:
+            parts_xy.append(pr.boxes.reshape(n, 2, 2))
             parts_lab.append(np.tile(np.array([[LABEL_BOX_LT, LABEL_BOX_RB]], np.int64), (n, 1)))
-        if points is not None:
-            points = np.asarray(points, dtype=np.float32)
-            if points.ndim != 3 or points.shape[2] != 2:
-                raise ValueError(f"points must be [N, P, 2], got {points.shape}")
-            if point_labels is None:
-                raise ValueError("points need point_labels [N, P] (1 fg, 0 bg, -1 ignore)")
-            labels = np.asarray(point_labels, dtype=np.int64)
-            if labels.shape != points.shape[:2]:
-                raise ValueError(f"point_labels {labels.shape} do not match points {points.shape}")
-            if not np.isin(labels, (-1, 0, 1)).all():
-                raise ValueError("point_labels must be 1 (foreground), 0 (background) or -1 (ignore)")
-            if n is not None and len(points) != n:
-                raise ValueError(f"{len(points)} point prompts for {n} boxes")
-            n = len(points)
-            labels = np.where(labels < 0, LABEL_PAD, labels)
-            parts_xy.append(points)
-            parts_lab.append(labels)
-            if boxes is None:  # as the official demos: a padding point closes a point prompt
+        if pr.points is not None:
+            parts_xy.append(pr.points)
+            parts_lab.append(np.where(pr.point_labels < 0, LABEL_PAD, pr.point_labels))
+            if pr.boxes is None:  # as the official demos: a padding point closes a point prompt
                 parts_xy.append(np.zeros((n, 1, 2), np.float32))
                 parts_lab.append(np.full((n, 1), LABEL_PAD, np.int64))
-        elif point_labels is not None:
-            raise ValueError("point_labels given without points")
-        if n is None:
-            raise ValueError("predict needs boxes and/or points")
         xy = np.concatenate(parts_xy, axis=1)
         lab = np.concatenate(parts_lab, axis=1)
         xy = np.where((lab == LABEL_PAD)[..., None], xy, xy * s).astype(np.float32)
