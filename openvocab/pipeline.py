@@ -49,14 +49,6 @@ def parse_vocabulary(text: str | Sequence[str]) -> list[str]:
     return out
 
 
-def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
-    """xyxy boxes clipped to the image, ``[0, width] x [0, height]`` (labels never leave the picture)."""
-    out = np.array(boxes, dtype=np.float32, copy=True).reshape(-1, 4)
-    out[:, 0::2] = out[:, 0::2].clip(0, width)
-    out[:, 1::2] = out[:, 1::2].clip(0, height)
-    return out
-
-
 class Pipeline:
     """Runs the stages on batches of images.
 
@@ -161,11 +153,8 @@ class Pipeline:
                 with torch.inference_mode(), self._autocast():
                     found = self.detector.detect([images[i] for i in todo], [prompts[i] for i in todo])
                 for i, d in zip(todo, found):
-                    boxes = clip_boxes(d.boxes, infos[i].width, infos[i].height)
-                    d = Detections(boxes=boxes, scores=d.scores, labels=tuple(backs[i].get(l, l) for l in d.labels),
-                                   phrases=d.phrases)
-                    # a box wholly outside the picture has no area left after clipping: drop it
-                    dets[i] = d.select((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]))
+                    dets[i] = Detections(boxes=d.boxes, scores=d.scores,
+                                         labels=tuple(backs[i].get(l, l) for l in d.labels), phrases=d.phrases)
         results = []
         for img, info, t, d in zip(images, infos, tags, dets):
             regions = None

@@ -51,7 +51,7 @@ class Detector(Stage):
         """Detect in a batch; ``prompts[i]`` are the prompt chunks for ``images[i]``.
 
         Every box is labelled with exactly one tag of its image's prompts; boxes are xyxy in
-        original-image pixels.
+        original-image pixels, inside the image unless the detector is told otherwise.
         """
 
     def detect_text(self, images: Sequence[np.ndarray], texts: Sequence[str]) -> list[Detections]:
