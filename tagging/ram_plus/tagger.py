@@ -1,6 +1,7 @@
 """The registered RAM++ tagging stage: images -> :class:`openvocab.structures.Tags`."""
 from __future__ import annotations
 
+import functools
 import json
 from typing import Mapping, Optional, Sequence
 
@@ -107,6 +108,7 @@ class RAMPlusTagger(Tagger):
     def _uses_tiny_tags(self) -> bool:
         return self.variant == "tiny" and self.checkpoint is None and self.tag_list_spec is None
 
+    @functools.cached_property
     def _export_metadata(self) -> dict:
         """``tags`` / ``model_kwargs`` recorded by ``openvocab train`` in an ``exported.safetensors``
         (``{}`` for any other checkpoint), so a fine-tuned tagger loads from its file alone."""
@@ -129,14 +131,15 @@ class RAMPlusTagger(Tagger):
 
     def _exported_tags(self) -> bool:
         try:
-            return "tags" in self._export_metadata()
+            return "tags" in self._export_metadata
         except (CheckpointError, MissingFileError):  # reported by setup, with where the file comes from
             return False
 
     def _closed_tag_list(self) -> TagList:
-        if self.tag_list_spec is None and "tags" in self._export_metadata():
+        exported = self._export_metadata.get("tags") if self.tag_list_spec is None else None
+        if exported:
             th = self.class_thresholds_spec if self.class_thresholds_spec is not None else self.threshold
-            return custom_tag_list(self._export_metadata()["tags"], thresholds=th)
+            return custom_tag_list(exported, thresholds=th)
         if self._uses_tiny_tags():
             th = TINY_THRESHOLD if self.class_thresholds_spec is None else self.class_thresholds_spec
             return custom_tag_list(TINY_TAGS, thresholds=th)
@@ -165,7 +168,7 @@ class RAMPlusTagger(Tagger):
         bad = [i for i in self.delete_tag_index if not 0 <= i < len(closed)]
         if bad:
             raise ValueError(f"delete_tag_index {bad} out of range for {len(closed)} closed-set tags")
-        kwargs = {**self._export_metadata().get("model_kwargs", {}), **self.model_kwargs}
+        kwargs = {**self._export_metadata.get("model_kwargs", {}), **self.model_kwargs}
         kwargs.setdefault("num_classes", len(closed))
         if kwargs["num_classes"] != len(closed):
             raise ValueError(f"model_kwargs num_classes={kwargs['num_classes']} but the tag list has "
