@@ -7,8 +7,8 @@ custom_imports = dict(imports=['tagging', 'grounding'], allow_failed_imports=Fal
 # 1. tagger: RAM++ Swin-L 384, the 4585 official tags (+ optional open-set tags file)
 tagger = dict(type='RAMPlusTagger', variant='swin_l_384', checkpoint='ram_plus_swin_large_14m',
               openset=None)
-# 2. prompt builder: only object-like tags reach the detector; all tags stay image tags
-prompt_builder = dict(type='TagPromptBuilder', boxable_filter=dict(type='WordNetBoxableFilter'))
+# 2. boxable filter: only object-like tags reach the detector; all tags stay image tags
+boxable_filter = dict(type='WordNetBoxableFilter')
 # 3. detector: Grounding DINO Swin-T OGC
 detector = dict(type='GroundingDINODetector', variant='swint_ogc', checkpoint='groundingdino_swint_ogc',
                 box_threshold=0.35, text_threshold=0.25, nms_iou=0.5)

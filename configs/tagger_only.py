@@ -3,4 +3,4 @@ _base_ = './_base_/runtime.py'
 custom_imports = dict(imports=['tagging'], allow_failed_imports=False)
 
 tagger = dict(type='RAMPlusTagger', variant='swin_l_384', checkpoint='ram_plus_swin_large_14m')
-prompt_builder = dict(type='TagPromptBuilder', boxable_filter=dict(type='WordNetBoxableFilter'))
+boxable_filter = dict(type='WordNetBoxableFilter')

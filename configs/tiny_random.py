@@ -7,9 +7,7 @@ custom_imports = dict(imports=['tagging', 'grounding'], allow_failed_imports=Fal
 # class_thresholds=0.0: random weights score every tag low, so keep them all (smoke runs should
 # reach the detector and mask head on any image; max_detections caps the boxes)
 tagger = dict(type='RAMPlusTagger', variant='tiny', checkpoint=None, seed=0, class_thresholds=0.0)
-prompt_builder = dict(type='TagPromptBuilder',
-                      boxable_filter=dict(type='ListBoxableFilter',
-                                          not_boxable=['sky', 'sunset', 'running', 'red', 'indoor', 'outdoor']))
+boxable_filter = dict(type='ListBoxableFilter', not_boxable=['sky', 'sunset', 'running', 'red', 'indoor', 'outdoor'])
 detector = dict(type='GroundingDINODetector', variant='tiny', checkpoint=None, box_threshold=0.0,
                 text_threshold=0.0, max_detections=5, seed=0)
 mask_head = dict(type='TAPMaskHead', variant='tiny', checkpoint=None, seed=0,

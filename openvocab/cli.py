@@ -52,6 +52,24 @@ def load_config(name: str, options: Optional[Sequence[str]] = None):
     return cfg
 
 
+def _at_least(convert, minimum, what: str):
+    """An argparse type: ``convert(text)``, finite and at least ``minimum`` (a one-line usage error otherwise)."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not value >= minimum or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a finite number >= {minimum}, got {text}")
+        return value
+    return parse
+
+
+_positive_int = _at_least(int, 1, "a whole number")
+_non_negative_int = _at_least(int, 0, "a whole number")
+_non_negative_float = _at_least(float, 0.0, "a number")
+
+
 def _common(p: argparse.ArgumentParser, default_config: str) -> None:
     p.add_argument("--config", "-c", default=default_config,
                    help=f"pipeline config file or name under configs/ (default: {default_config})")
@@ -76,10 +94,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocab", help='user vocabulary instead of the tagger, e.g. "cat, dog, fire hydrant"')
     p.add_argument("--formats", default="coco,jsonl", help="comma list of coco,jsonl,yolo,labelme (default coco,jsonl)")
     p.add_argument("--vis", action="store_true", help="also write overlay pictures to OUT/vis/")
-    p.add_argument("--batch-size", type=int, default=None, help="images per batch (default: config's, else 1)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted job in the same --out")
-    p.add_argument("--max-pixels", type=int, default=None, help="refuse images larger than this (bombs)")
+    p.add_argument("--batch-size", type=_positive_int, default=None,
+                   help="images per model batch (default: the config's, else 1)")
+    p.add_argument("--workers", type=_non_negative_int, default=None,
+                   help="loader threads decoding and resizing ahead of the models (default: one per CPU, at most 8; "
+                        "0: one image at a time, no overlap)")
+    p.add_argument("--resume", action="store_true", help="continue the job recorded in --out (after a kill too)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start over in an --out that holds an earlier job (its record is kept as a backup)")
+    p.add_argument("--max-pixels", type=_positive_int, default=None, help="refuse images larger than this (bombs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("scale-out (Ray; pip install 'openvocab[ray]')")
+    g.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this process (default); ray: an actor pool on a Ray cluster or local Ray")
+    g.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local Ray)")
+    g.add_argument("--num-workers", type=_positive_int, default=1, help="pipeline actors (each builds the pipeline once)")
+    g.add_argument("--gpus-per-worker", type=_non_negative_float, default=0.0, help="GPUs per actor (e.g. 1)")
+    g.add_argument("--cpus-per-worker", type=_non_negative_float, default=1.0, help="CPUs per actor")
 
     p = sub.add_parser("tag", help="print the tags of images")
     p.add_argument("inputs", nargs="+", metavar="INPUT")
@@ -139,14 +170,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     from . import commands
     from .checkpoint import CheckpointError
+    from .engine import JobError, OutputError, OutputLockedError, StateError
     from .hub import MissingFileError, set_checkpoint_dirs
 
     set_checkpoint_dirs(getattr(args, "checkpoint_dir", []) or [])
     try:
         return getattr(commands, args.command.replace("-", "_"))(args)
-    except (UserError, MissingFileError, CheckpointError) as e:
+    except (UserError, MissingFileError, CheckpointError, JobError) as e:
         print(f"openvocab {args.command}: {e}", file=sys.stderr)
         return 2
+    except (OutputLockedError, OutputError, StateError) as e:
+        print(f"openvocab {args.command}: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted (resume with --resume)", file=sys.stderr)
         return 130

@@ -9,12 +9,13 @@ from pathlib import Path
 from .cli import UserError, load_config
 
 
-def _pipeline(args: argparse.Namespace, *, vocabulary=None, need=()):
+def _pipeline(args: argparse.Namespace, *, vocabulary=None, need=(), without=()):
     from .pipeline import build_pipeline
 
     cfg = load_config(args.config, args.cfg_options)
     try:
-        pipe = build_pipeline(cfg, vocabulary=vocabulary, device=args.device, precision=args.precision)
+        pipe = build_pipeline(cfg, vocabulary=vocabulary, device=args.device, precision=args.precision,
+                              without=without)
     except (KeyError, ValueError, TypeError) as e:
         raise UserError(f"{args.config}: cannot build the pipeline ({e})") from None
     for stage in need:
@@ -24,16 +25,22 @@ def _pipeline(args: argparse.Namespace, *, vocabulary=None, need=()):
 
 
 def label(args: argparse.Namespace) -> int:
-    from .job import parse_formats, run_job
+    from .engine import RayOptions, parse_formats, run_job
 
     try:
         formats = parse_formats(args.formats)
     except ValueError as e:
         raise UserError(str(e)) from None
+    if args.resume and args.overwrite:
+        raise UserError("--resume and --overwrite exclude each other")
     cfg, pipe = _pipeline(args, vocabulary=args.vocab)
     batch = args.batch_size or cfg.get("batch_size", 1)
+    ray = RayOptions(address=args.ray_address, num_workers=args.num_workers, gpus_per_worker=args.gpus_per_worker,
+                     cpus_per_worker=args.cpus_per_worker)
     summary = run_job(pipe, args.inputs, args.out, formats=formats, vis=args.vis, batch_size=batch,
-                      resume=args.resume, max_pixels=args.max_pixels, progress=not args.no_progress)
+                      workers=args.workers, resume=args.resume, overwrite=args.overwrite, max_pixels=args.max_pixels,
+                      progress=not args.no_progress, engine=args.engine, ray=ray,
+                      writer_options=cfg.get("writers", None))
     rate = summary.labeled / summary.seconds if summary.seconds else 0.0
     print(f"labeled {summary.labeled} images ({summary.skipped} already done, {len(summary.failed)} failed) "
           f"in {summary.seconds:.1f}s ({rate:.2f} img/s) -> {args.out}", file=sys.stderr)
@@ -48,12 +55,12 @@ def _each_image(inputs):
 
     files, missing = expand_inputs(list(inputs))
     for m in missing:
-        yield m, None, "no such file or directory"
+        yield m, None, m.reason
     for f in files:
         try:
             img, info = load_image(f)
         except ImageLoadError as e:
-            yield f, None, str(e)
+            yield f, None, e.message
             continue
         yield f, img, info
 
@@ -68,7 +75,7 @@ def _tag_text(t) -> str:
 
 
 def tag(args: argparse.Namespace) -> int:
-    _, pipe = _pipeline(args, need=("tagger",))
+    _, pipe = _pipeline(args, need=("tagger",), without=("detector", "mask_head"))
     pipe.setup()
     failed = 0
     for f, img, info in _each_image(args.inputs):
@@ -89,7 +96,11 @@ def tag(args: argparse.Namespace) -> int:
 def detect(args: argparse.Namespace) -> int:
     import torch
 
-    _, pipe = _pipeline(args, vocabulary="object", need=("detector",))
+    from .boxes import clip_detections
+
+    # free-text grounding needs the detector only: no tagger, no mask head is built or downloaded
+    _, pipe = _pipeline(args, vocabulary="object", need=("detector",),
+                        without=("tagger", "boxable_filter", "mask_head"))
     pipe.setup()
     failed = 0
     for f, img, info in _each_image(args.inputs):
@@ -97,8 +108,10 @@ def detect(args: argparse.Namespace) -> int:
             print(f"{f}: ERROR {info}", file=sys.stderr)
             failed += 1
             continue
-        with torch.inference_mode(), pipe._autocast():
+        with torch.inference_mode(), pipe.autocast():
             dets = pipe.detector.detect_text([img], [args.text])[0]
+        if pipe.clip_boxes:
+            dets = clip_detections(dets, *img.shape[:2])
         rows = [{"box": [round(float(v), 2) for v in b], "score": round(float(s), 4), "phrase": p}
                 for b, s, p in zip(dets.boxes, dets.scores, dets.phrases)]
         if args.json:

@@ -13,6 +13,7 @@ point at a local copy.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -20,7 +21,7 @@ import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 ENV_CHECKPOINT_DIR = "OPENVOCAB_CHECKPOINT_DIR"
 ENV_CACHE = "OPENVOCAB_CACHE"
@@ -131,11 +132,33 @@ def _check_hf_sha256(spec: RemoteFile, path: Path) -> Path:
     return path
 
 
+_recorders: list[list[tuple[Optional[RemoteFile], Path]]] = []
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[list[tuple[Optional[RemoteFile], Path]]]:
+    """Collects ``(spec or None, path)`` of every file :func:`resolve` hands out inside the block (a job
+    fingerprints the model files its pipeline loaded)."""
+    found: list[tuple[Optional[RemoteFile], Path]] = []
+    _recorders.append(found)
+    try:
+        yield found
+    finally:
+        _recorders.remove(found)
+
+
 def resolve(spec: RemoteFile | str, *, download: bool = True) -> Path:
     """Local path of ``spec``; downloads into the cache if needed and allowed.
 
     ``spec`` may also be a plain path string to an existing file.
     """
+    path = _resolve(spec, download=download)
+    for found in _recorders:
+        found.append((spec if isinstance(spec, RemoteFile) else None, path))
+    return path
+
+
+def _resolve(spec: RemoteFile | str, *, download: bool = True) -> Path:
     if isinstance(spec, (str, os.PathLike)):
         path = Path(spec).expanduser()
         if path.is_file():

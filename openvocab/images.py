@@ -1,7 +1,6 @@
-"""Image input: turning command-line inputs into a list of files, and loading one image safely.
+"""Loading one image safely (turning command-line inputs into files: :mod:`openvocab.inputs`).
 
-:func:`expand_inputs` accepts files, folders (searched recursively), globs and ``.txt`` files that
-list paths. :func:`load_image` returns the displayed image (EXIF orientation applied) as RGB
+:func:`load_image` returns the displayed image (EXIF orientation applied) as RGB
 ``uint8`` and raises :class:`ImageLoadError` for anything it cannot turn into such an image.
 
 Pixel conversions done by :func:`load_image`:
@@ -22,27 +21,20 @@ Files that fail: missing/unreadable, zero bytes, not an image, truncated or corr
 """
 from __future__ import annotations
 
-import glob
 import os
 import threading
 import warnings
-from typing import Iterable, Optional
+from typing import Optional
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from .inputs import IMAGE_EXTENSIONS, expand_inputs, is_image_file  # noqa: F401  (re-exported)
 from .structures import ImageInfo
 
-#: File extensions (lower case) picked up when a folder or glob is expanded. Files named directly
-#: on the command line are always tried, whatever their extension.
-IMAGE_EXTENSIONS = frozenset({
-    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".dib", ".gif", ".tif", ".tiff", ".webp",
-    ".ppm", ".pgm", ".pbm", ".pnm", ".tga",
-})
 #: Default pixel limit: Pillow's own decompression-bomb threshold (about 89.5 megapixels).
 DEFAULT_MAX_PIXELS = 89_478_485
 
-_GLOB_CHARS = frozenset("*?[")
 _PIL_LIMIT_LOCK = threading.Lock()
 
 
@@ -53,121 +45,6 @@ class ImageLoadError(Exception):
         super().__init__(f"{file}: {message}")
         self.file = file
         self.message = message
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-def is_image_file(path: str) -> bool:
-    """Whether ``path``'s extension (any case) is one of :data:`IMAGE_EXTENSIONS`."""
-    return os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
-
-
-def _walk_folder(folder: str) -> list[str]:
-    """Image files under ``folder``, recursively, sorted by path components; hidden entries skipped."""
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            if not name.startswith(".") and is_image_file(name):
-                found.append(os.path.join(root, name))
-    rel = {p: os.path.relpath(p, folder).split(os.sep) for p in found}
-    return sorted(found, key=lambda p: rel[p])
-
-
-def _read_list(txt: str) -> list[str]:
-    """Entries of a ``.txt`` list: one path per line, ``#`` comments and blank lines skipped,
-    relative entries resolved against the list's own folder."""
-    try:
-        with open(txt, encoding="utf-8-sig") as f:
-            lines = f.read().splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"cannot read the list of paths {txt}: {e}") from None
-    base = os.path.dirname(txt)
-    out = []
-    for line in lines:
-        entry = line.strip()
-        if not entry or entry.startswith("#"):
-            continue
-        entry = os.path.expanduser(entry)
-        out.append(entry if os.path.isabs(entry) else os.path.join(base, entry))
-    return out
-
-
-def expand_inputs(inputs: Iterable[str]) -> tuple[list[str], list[str]]:
-    """Expand command-line inputs into image files.
-
-    Each input may be:
-
-    * a file: kept as is (even with an unusual extension: loading it decides);
-    * a folder: its image files (by extension, any case), recursively, sorted; hidden files and
-      folders (``.name``) are skipped;
-    * a ``.txt`` file: a list of paths, one per line (relative to the list's folder, or
-      absolute); blank lines and ``#`` comments are skipped; each entry is expanded like an input;
-    * a glob (``imgs/*.jpg``, ``data/**/*.png``): matching image files, sorted, and matching folders
-      expanded.
-
-    Returns:
-        ``(files, missing)``: the files in input order, duplicates (same absolute path) dropped,
-        first occurrence kept; and the inputs that matched nothing (missing paths, empty
-        folders, globs without matches, unreadable lists), in input order.
-    """
-    if isinstance(inputs, (str, os.PathLike)):
-        raise ValueError("expand_inputs takes a list of inputs, not a single string")
-    files: list[str] = []
-    missing: list[str] = []
-    seen: set[str] = set()
-    lists_open: set[str] = set()
-
-    def add(path: str) -> None:
-        key = os.path.normcase(os.path.abspath(path))
-        if key not in seen:
-            seen.add(key)
-            files.append(path)
-
-    def expand(item: str) -> None:
-        item = os.fspath(item)
-        if os.path.isdir(item):
-            found = _walk_folder(item)
-            if not found:
-                missing.append(item)
-            for p in found:
-                add(p)
-        elif os.path.isfile(item) and item.lower().endswith(".txt"):
-            key = os.path.abspath(item)
-            if key in lists_open:  # a list that includes itself
-                return
-            lists_open.add(key)
-            try:
-                entries = _read_list(item)
-            except ValueError:
-                missing.append(item)
-                return
-            for entry in entries:
-                expand(entry)
-            lists_open.discard(key)
-        elif os.path.isfile(item):
-            add(item)
-        elif _GLOB_CHARS & set(item):
-            matches = sorted(glob.glob(item, recursive=True))
-            hits = 0
-            for m in matches:
-                if os.path.isdir(m):
-                    sub = _walk_folder(m)
-                    hits += len(sub)
-                    for p in sub:
-                        add(p)
-                elif is_image_file(m):
-                    hits += 1
-                    add(m)
-            if not hits:
-                missing.append(item)
-        else:
-            missing.append(item)
-
-    for item in inputs:
-        expand(item)
-    return files, missing
 
 
 # --------------------------------------------------------------------------- loading

@@ -1,27 +1,32 @@
-"""The labeling pipeline: tagger -> prompt builder -> detector -> mask head, on batches of images.
+"""The labeling pipeline: tagger -> boxable filter -> detector -> mask head, on batches of images.
 
-Every stage but the prompt builder may be absent:
+Every stage may be absent:
 
 * no tagger: a user vocabulary (``vocabulary=[...]``) is used as the image's tags;
+* no boxable filter: every tag is sent to the detector;
 * no detector: tags only (``ImageResult.detections`` empty);
 * no mask head: boxes only (``ImageResult.regions`` is ``None``).
 
-Tags the prompt builder finds not boxable (scenes, actions, attributes) never reach the detector
-but stay in ``ImageResult.tags`` (with ``boxable=False``).
+Tags the boxable filter rejects (scenes, actions, attributes) never reach the detector but stay
+in ``ImageResult.tags`` (with ``boxable=False``). Detector boxes are clipped to the image here,
+in one place, whatever detector produced them. The mask head gets the whole batch with its boxes;
+images without boxes never reach its image encoder.
 """
 from __future__ import annotations
 
 import contextlib
 import re
-from dataclasses import replace
+import warnings
+from dataclasses import dataclass, replace
 from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
 
-from .registry import DETECTORS, MASK_HEADS, PROMPT_BUILDERS, TAGGERS
-from .stages import Detector, MaskHead, PromptBuilder, Tagger
-from .structures import Detections, ImageInfo, ImageResult, Prompt, Tags, TagSource
+from .boxes import clip_detections
+from .registry import BOXABLE_FILTERS, DETECTORS, MASK_HEADS, TAGGERS
+from .stages import BoxableFilter, Detector, MaskHead, Tagger, overrides_prepare
+from .structures import Detections, ImageInfo, ImageResult, Regions, Tags, TagSource
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -49,27 +54,45 @@ def parse_vocabulary(text: str | Sequence[str]) -> list[str]:
     return out
 
 
+@dataclass(frozen=True)
+class PreparedImage:
+    """What the job's loader workers computed for one image: each stage's :meth:`~openvocab.stages.Stage.prepare`
+    output (``None`` for a stage that preprocesses itself or is absent)."""
+
+    tagger: Any = None
+    detector: Any = None
+    mask_head: Any = None
+
+
 class Pipeline:
     """Runs the stages on batches of images.
 
     Args:
-        tagger / prompt_builder / detector / mask_head: stage instances or registry config dicts.
+        tagger / boxable_filter / detector / mask_head: stage instances or registry config dicts.
         vocabulary: user classes used instead of a tagger (``--vocab``); with a tagger they are
             added to its tags.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast).
+        clip_boxes: clip every detector's boxes to the image (boxes left without area are dropped).
+        prompt_builder: deprecated (prompts are the detector's business): a ``TagPromptBuilder`` config's
+            ``boxable_filter`` is taken as the boxable filter stage.
     """
 
-    def __init__(self, *, tagger: Tagger | dict | None = None,
-                 prompt_builder: PromptBuilder | dict | None = None,
+    def __init__(self, *, tagger: Tagger | dict | None = None, boxable_filter: BoxableFilter | dict | None = None,
                  detector: Detector | dict | None = None, mask_head: MaskHead | dict | None = None,
                  vocabulary: Sequence[str] | str | None = None, device: str = "cpu",
-                 precision: str = "fp32") -> None:
+                 precision: str = "fp32", clip_boxes: bool = True, prompt_builder: Any = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        if prompt_builder is not None:
+            boxable_filter = _from_old_prompt_builder(prompt_builder, boxable_filter)
+        #: what each stage was built from (config dicts; ``{"type": class name}`` for a given instance): a job's
+        #: fingerprint, so a resume with another pipeline is refused
+        self.stage_configs = {name: _describe(cfg) for name, cfg in (
+            ("tagger", tagger), ("boxable_filter", boxable_filter), ("detector", detector), ("mask_head", mask_head))
+            if cfg is not None}
         self.tagger: Optional[Tagger] = _build(TAGGERS, tagger)
-        self.prompt_builder: PromptBuilder = _build(
-            PROMPT_BUILDERS, prompt_builder if prompt_builder is not None else dict(type="TagPromptBuilder"))
+        self.boxable_filter: Optional[BoxableFilter] = _build(BOXABLE_FILTERS, boxable_filter)
         self.detector: Optional[Detector] = _build(DETECTORS, detector)
         self.mask_head: Optional[MaskHead] = _build(MASK_HEADS, mask_head)
         self.vocabulary = parse_vocabulary(vocabulary) if vocabulary else None
@@ -79,11 +102,18 @@ class Pipeline:
             raise ValueError("A mask head needs a detector to prompt it with boxes")
         self.device = device
         self.precision = precision
+        self.clip_boxes = bool(clip_boxes)
+        self._boxable: dict[str, bool] = {}
         self._ready = False
+        #: set by :func:`build_pipeline`: how to build this pipeline again elsewhere (Ray actors)
+        self.build_spec: Optional[PipelineSpec] = None
 
     @property
     def stages(self) -> list:
         return [s for s in (self.tagger, self.detector, self.mask_head) if s is not None]
+
+    def required_files(self) -> list[str]:
+        return [f for s in self.stages for f in s.required_files()]
 
     def setup(self) -> "Pipeline":
         """Resolve every stage's weights (may download) and move to the device, before any image."""
@@ -94,24 +124,54 @@ class Pipeline:
                 try:
                     stage.setup(self.device)
                 except MissingFileError as e:
-                    needed = [f for s in self.stages for f in s.required_files()]
+                    needed = self.required_files()
                     if len(needed) > 1:  # say once everything this pipeline will look for
                         raise MissingFileError(f"{e}\n  This pipeline needs: {', '.join(needed)}.") from None
                     raise
             self._ready = True
         return self
 
-    def _autocast(self):
+    def class_names(self) -> Optional[list[str]]:
+        """The job's classes in a fixed order: the vocabulary's order (after the tagger's own tags, when
+        both are used); ``None`` when the tagger cannot list its tags in advance."""
+        vocab = list(self.vocabulary or [])
+        if self.tagger is None:
+            return vocab or None
+        names = self.tagger.class_names
+        if names is None:
+            return None
+        have = {n.lower() for n in names}
+        return list(names) + [v for v in vocab if v.lower() not in have]
+
+    def autocast(self):
+        """The autocast context of ``precision`` on ``device`` (a no-op for fp32)."""
         dtype = PRECISIONS[self.precision]
         if dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=torch.device(self.device).type, dtype=dtype)
 
-    def image_tags(self, images: Sequence[np.ndarray]) -> list[Tags]:
+    _autocast = autocast  # older name
+
+    def prepare(self, image: np.ndarray) -> PreparedImage:
+        """Each stage's CPU preprocessing of ``image`` (thread-safe; the job runs it in loader workers)."""
+        return PreparedImage(**{name: getattr(self, name).prepare(image)
+                                for name in ("tagger", "detector", "mask_head")
+                                if overrides_prepare(getattr(self, name))})
+
+    def is_boxable(self, tag: str) -> bool:
+        if self.boxable_filter is None:
+            return True
+        hit = self._boxable.get(tag)
+        if hit is None:
+            hit = self._boxable[tag] = bool(self.boxable_filter.is_boxable(tag))
+        return hit
+
+    def image_tags(self, images: Sequence[np.ndarray], prepared: Optional[Sequence[PreparedImage]] = None
+                   ) -> list[Tags]:
         """Tags per image (tagger and/or user vocabulary), each marked boxable or not."""
         if self.tagger is not None:
-            with torch.inference_mode(), self._autocast():
-                tags = self.tagger.tag(images)
+            with torch.inference_mode(), self.autocast():
+                tags = self.tagger.tag(images, **_prepared(self.tagger, prepared, "tagger"))
         else:
             tags = [Tags() for _ in images]
         out = []
@@ -121,63 +181,142 @@ class Pipeline:
                 have = {x.name.lower() for x in items}
                 items += [Tags.from_names([v], source=TagSource.USER)[0]
                           for v in self.vocabulary if v.lower() not in have]
-            items = [replace(x, boxable=True if x.source == TagSource.USER
-                             else self.prompt_builder.is_boxable(x.name)) for x in items]
+            items = [replace(x, boxable=True if x.source == TagSource.USER else self.is_boxable(x.name))
+                     for x in items]
             out.append(Tags(tuple(items)))
         return out
 
-    def prompts_for(self, tags: Tags) -> tuple[list[Prompt], dict[str, str]]:
-        """Detector prompts for the boxable tags, and caption-name -> tag-name mapping."""
-        from .prompt import normalise_tag
-
-        names = [t.name for t in tags if t.boxable]
-        if not names or self.detector is None:
-            return [], {}
-        back = {}
-        for n in names:
-            back.setdefault(normalise_tag(n), n)
-        prompts = self.prompt_builder.build(names, self.detector.count_tokens, self.detector.max_text_tokens)
-        return prompts, back
-
-    def __call__(self, images: Sequence[np.ndarray], infos: Sequence[ImageInfo]) -> list[ImageResult]:
-        """Label a batch of RGB uint8 images (already EXIF-rotated)."""
-        if len(images) != len(infos):
-            raise ValueError(f"{len(images)} images but {len(infos)} infos")
-        self.setup()
-        tags = self.image_tags(images)
+    def detect(self, images: Sequence[np.ndarray], tags: Sequence[Tags],
+               prepared: Optional[Sequence[PreparedImage]] = None) -> list[Detections]:
+        """Boxes of each image's boxable tags, clipped to the image (``clip_boxes``)."""
         dets: list[Detections] = [Detections() for _ in images]
-        if self.detector is not None:
-            prompts, backs = zip(*[self.prompts_for(t) for t in tags]) if images else ((), ())
-            todo = [i for i, p in enumerate(prompts) if p]
-            if todo:
-                with torch.inference_mode(), self._autocast():
-                    found = self.detector.detect([images[i] for i in todo], [prompts[i] for i in todo])
-                for i, d in zip(todo, found):
-                    dets[i] = Detections(boxes=d.boxes, scores=d.scores,
-                                         labels=tuple(backs[i].get(l, l) for l in d.labels), phrases=d.phrases)
-        results = []
-        for img, info, t, d in zip(images, infos, tags, dets):
-            regions = None
-            if self.mask_head is not None:
-                with torch.inference_mode(), self._autocast():
-                    regions = self.mask_head.segment(img, d)
-            results.append(ImageResult(image=info, tags=t, detections=d, regions=regions))
-        return results
+        names = [[t.name for t in tg if t.boxable] for tg in tags]
+        todo = [i for i, n in enumerate(names) if n]
+        if self.detector is None or not todo:
+            return dets
+        sub = None if prepared is None else [prepared[i] for i in todo]
+        with torch.inference_mode(), self.autocast():
+            found = self.detector.detect([images[i] for i in todo], [names[i] for i in todo],
+                                         **_prepared(self.detector, sub, "detector"))
+        for i, d in zip(todo, found):
+            dets[i] = clip_detections(d, *images[i].shape[:2]) if self.clip_boxes else d
+        return dets
+
+    def segment(self, images: Sequence[np.ndarray], detections: Sequence[Detections],
+                prepared: Optional[Sequence[PreparedImage]] = None) -> list[Optional[Regions]]:
+        """The mask head on the whole batch (``None`` per image without a mask head)."""
+        if self.mask_head is None:
+            return [None] * len(images)
+        with torch.inference_mode(), self.autocast():
+            return self.mask_head.segment_batch(images, detections, **_prepared(self.mask_head, prepared, "mask_head"))
+
+    def __call__(self, images: Sequence[np.ndarray], infos: Sequence[ImageInfo],
+                 prepared: Optional[Sequence[PreparedImage]] = None) -> list[ImageResult]:
+        """Label a batch of RGB uint8 images (already EXIF-rotated)."""
+        if len(images) != len(infos) or (prepared is not None and len(prepared) != len(images)):
+            raise ValueError(f"{len(images)} images but {len(infos)} infos"
+                             + ("" if prepared is None else f" and {len(prepared)} prepared inputs"))
+        self.setup()
+        tags = self.image_tags(images, prepared)
+        dets = self.detect(images, tags, prepared)
+        regions = self.segment(images, dets, prepared)
+        return [ImageResult(image=info, tags=t, detections=d, regions=r)
+                for info, t, d, r in zip(infos, tags, dets, regions)]
+
+
+def _describe(cfg: Any) -> dict:
+    if isinstance(cfg, dict):
+        return dict(cfg)
+    simple = {k: v for k, v in vars(cfg).items()
+              if not k.startswith("_") and isinstance(v, (str, int, float, bool, type(None), list, tuple))}
+    return {"type": type(cfg).__name__, **simple}
+
+
+def _prepared(stage, prepared: Optional[Sequence[PreparedImage]], name: str) -> dict:
+    """``{"prepared": [...]}`` for a stage that has its own ``prepare`` and got it run; else ``{}``."""
+    if prepared is None or not overrides_prepare(stage):
+        return {}
+    return {"prepared": [getattr(p, name) for p in prepared]}
+
+
+def _from_old_prompt_builder(prompt_builder: Any, boxable_filter: Any) -> Any:
+    cfg = prompt_builder.to_dict() if hasattr(prompt_builder, "to_dict") else prompt_builder
+    if not isinstance(cfg, dict):
+        raise ValueError("prompt_builder is no longer a pipeline stage; configure boxable_filter=... and the "
+                         "detector's own prompt_builder=...")
+    extra = sorted(set(cfg) - {"type", "boxable_filter"})
+    warnings.warn("the pipeline's prompt_builder is deprecated: prompts are the detector's business "
+                  "(detector=dict(..., prompt_builder=...)) and the boxable filter is its own stage "
+                  f"(boxable_filter=...){'; ignored: ' + ', '.join(extra) if extra else ''}",
+                  DeprecationWarning, stacklevel=3)
+    if boxable_filter is None:
+        return cfg.get("boxable_filter")
+    return boxable_filter
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """How a pipeline was built from a config, so another process (a Ray actor) builds the same one.
+
+    Attributes:
+        config: the config as plain dicts (with its ``custom_imports``, imported again by :meth:`build`).
+        vocabulary / device / precision / no_tagger / without: :func:`build_pipeline`'s arguments.
+    """
+
+    config: dict
+    vocabulary: Any = None
+    device: Optional[str] = None
+    precision: Optional[str] = None
+    no_tagger: bool = False
+    without: tuple[str, ...] = ()
+
+    def build(self, *, device: Optional[str] = None) -> "Pipeline":
+        import importlib
+
+        imports = (self.config.get("custom_imports") or {}).get("imports", [])
+        for module in [imports] if isinstance(imports, str) else imports:
+            importlib.import_module(module)
+        return build_pipeline(self.config, vocabulary=self.vocabulary, device=device or self.device,
+                              precision=self.precision, no_tagger=self.no_tagger, without=self.without)
 
 
 def build_pipeline(cfg, *, vocabulary: Sequence[str] | str | None = None, device: str | None = None,
-                   precision: str | None = None, no_tagger: bool = False) -> Pipeline:
-    """A :class:`Pipeline` from an mmengine ``Config`` (keys ``tagger``, ``prompt_builder``,
-    ``detector``, ``mask_head``, ``vocabulary``, ``device``, ``precision``)."""
+                   precision: str | None = None, no_tagger: bool = False,
+                   without: Sequence[str] = ()) -> Pipeline:
+    """A :class:`Pipeline` from an mmengine ``Config`` (keys ``tagger``, ``boxable_filter``, ``detector``,
+    ``mask_head``, ``vocabulary``, ``device``, ``precision``, ``clip_boxes``).
+
+    ``without``: stages not to build at all (e.g. ``("mask_head",)`` for free-text detection).
+    """
     get = cfg.get if hasattr(cfg, "get") else lambda k, d=None: getattr(cfg, k, d)
     vocab = vocabulary if vocabulary is not None else get("vocabulary", None)
-    return Pipeline(
-        tagger=None if (no_tagger or vocabulary is not None) else _to_dict(get("tagger", None)),
+    unknown = sorted(set(without) - {"tagger", "boxable_filter", "detector", "mask_head"})
+    if unknown:
+        raise ValueError(f"unknown stages in without: {unknown}")
+
+    def stage(name: str):
+        return None if name in without else _to_dict(get(name, None))
+
+    pipe = Pipeline(
+        tagger=None if (no_tagger or vocabulary is not None) else stage("tagger"),
+        boxable_filter=stage("boxable_filter"), detector=stage("detector"), mask_head=stage("mask_head"),
         prompt_builder=_to_dict(get("prompt_builder", None)),
-        detector=_to_dict(get("detector", None)),
-        mask_head=_to_dict(get("mask_head", None)),
         vocabulary=vocab, device=device or get("device", "cpu"),
-        precision=precision or get("precision", "fp32"))
+        precision=precision or get("precision", "fp32"), clip_boxes=get("clip_boxes", True))
+    pipe.build_spec = PipelineSpec(config=_plain(cfg), vocabulary=vocabulary, device=device, precision=precision,
+                                   no_tagger=no_tagger, without=tuple(without))
+    return pipe
+
+
+def _plain(x):
+    """Config / ConfigDict / dict -> plain dicts and lists (picklable without mmengine's lazy objects)."""
+    if hasattr(x, "to_dict"):
+        x = x.to_dict()
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_plain(v) for v in x)
+    return x
 
 
 def _to_dict(x):

@@ -23,7 +23,8 @@ import numpy as np
 from .structures import Concept, Detections, ImageInfo, ImageResult, Regions, Tag, Tags, TagSource
 
 
-def _rle_to_json(rle: dict) -> dict:
+def rle_to_json(rle: dict) -> dict:
+    """A COCO RLE with JSON-safe ``size`` ints and ``counts`` string."""
     counts = rle["counts"]
     if isinstance(counts, bytes):
         counts = counts.decode("ascii")
@@ -39,6 +40,16 @@ def tag_to_dict(tag: Tag) -> dict:
     return d
 
 
+def region_to_dict(regions: Regions, i: int) -> dict:
+    """Region ``i``: ``{"mask", "mask_score", "concepts"?, "caption"?}`` (JSON-safe)."""
+    d: dict[str, Any] = {"mask": rle_to_json(regions.masks[i]), "mask_score": float(regions.mask_scores[i])}
+    if regions.concepts is not None:
+        d["concepts"] = [{"name": c.name, "score": float(c.score)} for c in regions.concepts[i]]
+    if regions.captions is not None:
+        d["caption"] = regions.captions[i]
+    return d
+
+
 def result_to_dict(result: ImageResult) -> dict:
     """:class:`ImageResult` -> JSON-safe dict (see the module docstring for the layout)."""
     if not isinstance(result, ImageResult):
@@ -49,12 +60,7 @@ def result_to_dict(result: ImageResult) -> dict:
         d: dict[str, Any] = {"box": [float(v) for v in dets.boxes[i]], "score": float(dets.scores[i]),
                              "label": dets.labels[i], "phrase": dets.phrases[i]}
         if regions is not None:
-            d["mask"] = _rle_to_json(regions.masks[i])
-            d["mask_score"] = float(regions.mask_scores[i])
-            if regions.concepts is not None:
-                d["concepts"] = [{"name": c.name, "score": float(c.score)} for c in regions.concepts[i]]
-            if regions.captions is not None:
-                d["caption"] = regions.captions[i]
+            d.update(region_to_dict(regions, i))
         out_dets.append(d)
     return {"file": result.image.file, "width": int(result.image.width), "height": int(result.image.height),
             "tags": [tag_to_dict(t) for t in result.tags], "detections": out_dets}
@@ -94,7 +100,7 @@ def result_from_dict(data: dict) -> ImageResult:
                 concepts = tuple(tuple(Concept(name=c["name"], score=float(c["score"])) for c in d["concepts"])
                                  for d in raw)
             captions = tuple(d["caption"] for d in raw) if all("caption" in d for d in raw) else None
-            regions = Regions(masks=tuple(_rle_to_json(d["mask"]) for d in raw),
+            regions = Regions(masks=tuple(rle_to_json(d["mask"]) for d in raw),
                               mask_scores=np.asarray([d.get("mask_score", 0.0) for d in raw], np.float32),
                               concepts=concepts, captions=captions)
         return ImageResult(image=info, tags=tags, detections=dets, regions=regions)

@@ -4,12 +4,17 @@ A component registers into :mod:`openvocab.registry` and subclasses one of these
 are cheap and do no I/O; :meth:`Stage.setup` resolves weights (download + cache, see
 :mod:`openvocab.hub`) and moves the model to a device. The pipeline calls ``setup`` for every
 stage before the first image, so a missing checkpoint stops the job at once.
+
+Dataflow: tagger -> boxable filter -> detector -> mask head. A plugin stage needs only its batch
+method (``tag``, ``is_boxable``, ``detect``, ``set_image``/``predict``); :meth:`Stage.prepare`
+(preprocessing in the job's loader workers) and :meth:`MaskHead.segment_batch` (batched image
+encoding) are optional speed-ups.
 """
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -26,32 +31,62 @@ class Stage(abc.ABC):
         """Human-readable names of the checkpoints/data this stage will need (for ``--help``/errors)."""
         return []
 
+    def prepare(self, image: np.ndarray) -> Any:
+        """CPU-only preprocessing of one RGB uint8 ``[H, W, 3]`` image (resize, normalise...).
+
+        The labeling job runs it in its loader workers, overlapped with the models, and hands the
+        result back to the stage's batch method as ``prepared[i]``. It must not touch the model or
+        any state that :meth:`setup` changes (it runs in other threads). The default returns
+        ``None``: the stage preprocesses inside its batch method.
+        """
+        return None
+
+
+def overrides_prepare(stage: Optional[Stage]) -> bool:
+    """Whether ``stage`` has its own :meth:`Stage.prepare` (the job then calls it in loader workers)."""
+    return stage is not None and getattr(type(stage), "prepare", Stage.prepare) is not Stage.prepare
+
 
 class Tagger(Stage):
     """Images -> image-level tags."""
 
     @abc.abstractmethod
-    def tag(self, images: Sequence[np.ndarray]) -> list[Tags]:
-        """Tag a batch of RGB uint8 ``[H, W, 3]`` images; one :class:`Tags` per image."""
+    def tag(self, images: Sequence[np.ndarray], prepared: Optional[Sequence[Any]] = None) -> list[Tags]:
+        """Tag a batch of RGB uint8 ``[H, W, 3]`` images; one :class:`Tags` per image.
+
+        ``prepared``: this stage's :meth:`prepare` of each image, when the caller ran it.
+        """
+
+    @property
+    def class_names(self) -> Optional[list[str]]:
+        """Every tag name this tagger can output, in a fixed order (the job numbers classes by it);
+        ``None`` when not known in advance."""
+        return None
+
+
+class BoxableFilter(abc.ABC):
+    """The stage between tagger and detector: whether a tag names something that can be boxed (an
+    object) or not (a scene, an action, an attribute). Tags that are not boxable stay image tags."""
+
+    @abc.abstractmethod
+    def is_boxable(self, tag: str) -> bool:
+        ...
 
 
 class Detector(Stage):
-    """Image + prompt -> boxes tied to the prompt's tags."""
+    """Images + the tag names to look for -> boxes, each tied to one of those tags.
 
-    #: the text encoder's token limit (prompts longer than this are split into chunks)
-    max_text_tokens: int = 256
-
-    @abc.abstractmethod
-    def count_tokens(self, text: str) -> int:
-        """Number of text tokens ``text`` takes, special tokens included."""
+    A detector speaks in tags: prompt text, tokens and chunking a long vocabulary are its own
+    business (:class:`openvocab.prompt.PromptChunker` is the shared helper for text-prompted
+    models). Boxes are xyxy in original-image pixels; the pipeline clips them to the image.
+    """
 
     @abc.abstractmethod
-    def detect(self, images: Sequence[np.ndarray],
-               prompts: Sequence[Sequence[Prompt]]) -> list[Detections]:
-        """Detect in a batch; ``prompts[i]`` are the prompt chunks for ``images[i]``.
+    def detect(self, images: Sequence[np.ndarray], tag_names: Sequence[Sequence[str]],
+               prepared: Optional[Sequence[Any]] = None) -> list[Detections]:
+        """Detect in a batch; ``tag_names[i]`` are the tags to look for in ``images[i]``.
 
-        Every box is labelled with exactly one tag of its image's prompts; boxes are xyxy in
-        original-image pixels, inside the image unless the detector is told otherwise.
+        Every box's label is one of ``tag_names[i]``, spelled exactly as given.
         """
 
     def detect_text(self, images: Sequence[np.ndarray], texts: Sequence[str]) -> list[Detections]:
@@ -60,7 +95,12 @@ class Detector(Stage):
 
 
 class MaskHead(Stage):
-    """Promptable segmentation, Predictor style: :meth:`set_image` once, :meth:`predict` many times."""
+    """Promptable segmentation.
+
+    Two ways in: :meth:`segment_batch` for a job (a batch of images with their boxes; images
+    without boxes never reach the image encoder), and Predictor style for interactive use
+    (:meth:`set_image` once, :meth:`predict` many times).
+    """
 
     @abc.abstractmethod
     def set_image(self, image: np.ndarray) -> None:
@@ -80,10 +120,25 @@ class MaskHead(Stage):
 
     def segment(self, image: np.ndarray, detections: Detections) -> Regions:
         """One :class:`Regions` aligned with ``detections`` (boxes as prompts)."""
-        self.set_image(image)
-        if len(detections) == 0:
-            return Regions()
-        return self.predict(boxes=detections.boxes)
+        return self.segment_batch([image], [detections])[0]
+
+    def segment_batch(self, images: Sequence[np.ndarray], detections: Sequence[Detections],
+                      prepared: Optional[Sequence[Any]] = None) -> list[Regions]:
+        """Regions for a batch: ``detections[i]``'s boxes prompt ``images[i]``.
+
+        Images without detections get empty :class:`Regions` and are never encoded. This default
+        encodes one image at a time; heads with a batched image encoder override it.
+        """
+        if len(images) != len(detections):
+            raise ValueError(f"{len(images)} images but {len(detections)} detection sets")
+        out = []
+        for image, dets in zip(images, detections):
+            if len(dets) == 0:
+                out.append(Regions())
+                continue
+            self.set_image(image)
+            out.append(self.predict(boxes=dets.boxes))
+        return out
 
 
 @dataclass(frozen=True)
@@ -138,24 +193,13 @@ def check_prompts(boxes=None, points=None, point_labels=None) -> MaskPrompts:
     return MaskPrompts(count=n, boxes=boxes, points=points, point_labels=labels)
 
 
-class BoxableFilter(abc.ABC):
-    """Decides whether a tag names something that can be boxed (an object) or not (scene, action...)."""
-
-    @abc.abstractmethod
-    def is_boxable(self, tag: str) -> bool:
-        ...
-
-
 class PromptBuilder(abc.ABC):
-    """Tags -> detector prompts (chunks under the detector's token limit) with per-tag spans."""
+    """Tag names -> text prompts (chunks under a text encoder's token limit) with per-tag spans; used by
+    text-prompted detectors (their own business, through :class:`openvocab.prompt.PromptChunker`)."""
 
     @abc.abstractmethod
     def build(self, names: Sequence[str], count_tokens: Callable[[str], int],
               max_tokens: int) -> list[Prompt]:
-        ...
-
-    @abc.abstractmethod
-    def is_boxable(self, tag: str) -> bool:
         ...
 
 

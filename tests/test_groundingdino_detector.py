@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from grounding.groundingdino.detector import GroundingDINODetector
-from grounding.groundingdino.postprocess import (best_tags, box_threshold, char_span_to_token_span, clip_xyxy,
+from grounding.groundingdino.postprocess import (best_tags, box_threshold, char_span_to_token_span,
                                                  cxcywh_to_xyxy_pixels)
 from grounding.groundingdino.preprocess import preprocess_images
 from grounding.groundingdino.tokenize import preprocess_caption, tokenize
@@ -91,7 +91,7 @@ def test_ctor_validation():
 def test_labels_are_best_scoring_tags(det):
     (im,) = _images(0, (70, 120))
     (pr,) = TagPromptBuilder().build(["cat", "fire hydrant", "dog"], det.count_tokens, 256)
-    (r,) = det.detect([im], [[pr]])
+    (r,) = det.detect_prompts([im], [[pr]])
     b = preprocess_images([im], 96, 160)
     tb = tokenize(det.tokenizer, [pr.caption])
     with torch.no_grad():
@@ -105,7 +105,7 @@ def test_labels_are_best_scoring_tags(det):
     assert list(r.labels) == [pr.spans[k].name for k in best[order].tolist()]
     np.testing.assert_allclose(r.scores, tag_score[order].numpy(), atol=1e-6)
     assert (tag_score <= th.scores + 1e-7).all()
-    want = clip_xyxy(cxcywh_to_xyxy_pixels(th.boxes[order], 70, 120), 70, 120)
+    want = cxcywh_to_xyxy_pixels(th.boxes[order], 70, 120)  # official, unclipped (the pipeline clips)
     np.testing.assert_allclose(r.boxes, want.numpy(), atol=1e-3)
 
 
@@ -116,21 +116,21 @@ def test_batch_of_different_sizes_and_prompts_equals_each_image_alone(det):
     pb = build(["tree", "person"], det.count_tokens, 256)
     pc = build(["bicycle riding man"], det.count_tokens, 256)
     assert [len(p) for p in (pa, pb, pc)] == [2, 1, 1]
-    both = det.detect([a, b, c], [pa, pb, pc])
+    both = det.detect_prompts([a, b, c], [pa, pb, pc])
     for im, pr, got in zip((a, b, c), (pa, pb, pc), both):
-        (alone,) = det.detect([im], [pr])
+        (alone,) = det.detect_prompts([im], [pr])
         assert got.labels == alone.labels and len(got) > 0
         np.testing.assert_allclose(got.scores, alone.scores, atol=1e-5)
         np.testing.assert_allclose(got.boxes, alone.boxes, atol=1e-3)
     # the official padded batching (pad_batch=True) is different: b is padded to 120x160 with a and c
-    padded = _twin(det, pad_batch=True).detect([a, b, c], [pa, pb, pc])
+    padded = _twin(det, pad_batch=True).detect_prompts([a, b, c], [pa, pb, pc])
     assert any(p.labels != g.labels or not np.allclose(p.scores, g.scores, atol=1e-3) for p, g in zip(padded, both))
 
 
 def test_pad_batch_is_the_official_nested_tensor_batching(det):
     a, b = _images(2, (70, 120), (120, 70))
     texts = ["a cat on a table", "the dog"]
-    got = _twin(det, pad_batch=True, clip_boxes=False).detect_text([a, b], texts)
+    got = _twin(det, pad_batch=True).detect_text([a, b], texts)
     batch = preprocess_images([a, b], 96, 160)  # zero-padded to the batch max, mask True on padding
     tb = tokenize(det.tokenizer, [preprocess_caption(t) for t in texts])
     with torch.no_grad():
@@ -159,7 +159,7 @@ def test_thousand_tag_vocabulary_is_chunked_and_merged(tmp_path):
              d.model.register_forward_hook(lambda m, i, o: calls.append(int((o.pred_logits[0] > -1e9).any(0).sum())))]
     try:
         (im,) = _images(3, (64, 64))
-        (r,) = d.detect([im], [chunks])
+        (r,) = d.detect_prompts([im], [chunks])
     finally:
         for h in hooks:
             h.remove()
@@ -173,6 +173,40 @@ def test_thousand_tag_vocabulary_is_chunked_and_merged(tmp_path):
     assert iou.max() <= 0.5  # class-agnostic NMS ran across the merged chunks
     chunk_of = {n: k for k, c in enumerate(chunks) for n in c.names}
     assert len({chunk_of[n] for n in r.labels}) > 1
+    # through the tag interface: the same chunks, built by the detector itself
+    (by_names,) = d.detect([im], [names])
+    assert by_names.labels == r.labels
+    np.testing.assert_allclose(by_names.scores, r.scores, atol=1e-6)
+
+
+def test_a_vocabulary_is_tokenized_and_text_encoded_once_per_chunk_not_per_image(tmp_path):
+    from grounding.groundingdino import text_cache
+    from grounding.groundingdino.detector import tiny_vocab
+
+    names = [f"tag{i}" for i in range(600)]
+    (tmp_path / "vocab.txt").write_text("\n".join(tiny_vocab() + names) + "\n")
+    d = GroundingDINODetector(variant="tiny", checkpoint=None, vocab=str(tmp_path / "vocab.txt"), resize=(64, 64))
+    d.setup("cpu")
+    n_chunks = len(d.chunker(names))
+    assert n_chunks > 2
+    bert_calls, tokenized = [], []
+    hook = d.model.bert.register_forward_hook(lambda m, i, o: bert_calls.append(i[0].shape))
+    real_tokenize = text_cache.tokenize
+    text_cache.tokenize = lambda tok, caps, *a: tokenized.append(list(caps)) or real_tokenize(tok, caps, *a)
+    try:
+        images = _images(4, *[(64, 64)] * 3)
+        first = d.detect(images, [names] * 3)
+        for _ in range(2):  # more batches of the same vocabulary
+            again = d.detect(images[:2], [names] * 2)
+    finally:
+        hook.remove()
+        text_cache.tokenize = real_tokenize
+    assert len(bert_calls) == n_chunks == len(tokenized) == d.text_cache.encodes
+    assert all(len(caps) == 1 for caps in tokenized)  # one caption each, never re-tokenized per image
+    assert d.chunker.builds == 1
+    for a, b in zip(first[:2], again):
+        assert a.labels == b.labels
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-6)
 
 
 def _official_phrase_words(case):
@@ -210,7 +244,7 @@ def test_free_text_phrases_match_official_predict(fixture_ckpt, fix_a):
         norm = lambda p: p.replace("##", "").replace("[SEP]", "").replace(" ", "")  # noqa: E731
         assert [norm(p) for p in r.phrases] == [norm(p) for p in case["phrases"]]  # no split words in fixture A
         h, w = fix_a["raw_images"][case["image_name"]].shape[:2]
-        np.testing.assert_allclose(r.boxes, clip_xyxy(case["xyxy_pixels"], h, w).numpy(), atol=1e-2)
+        np.testing.assert_allclose(r.boxes, case["xyxy_pixels"].numpy(), atol=1e-2)  # unclipped, as official
         np.testing.assert_allclose(r.scores, case["scores"].numpy(), atol=1e-4)
 
 
@@ -230,8 +264,7 @@ def test_detector_loads_released_formats_and_matches_predict(parity_dir, tmp_pat
         save_file(keep, str(ckpt))
     case = fix_a["predict"][0]
     d = GroundingDINODetector(variant="tiny", checkpoint=str(ckpt), vocab=str(fixture_ckpt / "vocab.txt"),
-                              box_threshold=case["box_threshold"], text_threshold=case["text_threshold"],
-                              clip_boxes=False)
+                              box_threshold=case["box_threshold"], text_threshold=case["text_threshold"])
     d.setup("cpu")
     (r,) = d.detect_text([fix_a["raw_images"][case["image_name"]].numpy()], [case["caption_raw"]])
     assert r.boxes[:, 0].min() < 0  # the official boxes are not clipped, nor are these

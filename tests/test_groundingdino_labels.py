@@ -1,5 +1,5 @@
 """Tag labels from crafted logits: the tag whose token span scores highest (word pieces count for their tag,
-adjacent tags never merge), thresholds, and NMS across prompt chunks, through ``GroundingDINODetector.detect``."""
+adjacent tags never merge), thresholds, and NMS across prompt chunks, through ``GroundingDINODetector.detect_prompts``."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +9,9 @@ import torch
 from grounding.groundingdino.detector import GroundingDINODetector
 from grounding.groundingdino.postprocess import best_tags, char_span_to_token_span
 from grounding.groundingdino.tokenize import tokenize
+from openvocab.boxes import clip_detections
 from openvocab.prompt import TagPromptBuilder
+from openvocab.structures import Detections
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "car", "taxi", "fire", "hy", "##dra", "##nt", "dog",
          "cat"]
@@ -28,7 +30,7 @@ def det(tmp_path):
 
 def _fake_run(det, table):
     """Replace the network: ``table[(image, chunk)] = (logits [Q,256], boxes [Q,4])`` for each caption."""
-    def run(images, captions):
+    def run(images, captions, prepared=None):
         for i, caps in enumerate(captions):
             for c, cap in enumerate(caps):
                 tb = tokenize(det.tokenizer, [cap])
@@ -66,7 +68,7 @@ def test_word_piece_and_adjacent_tags(det):
                           [0.3, 0.3, 0.1, 0.1], [0.6, 0.3, 0.1, 0.2]])
     _fake_run(det, {(0, 0): (_logits(rows, len(toks)), boxes)})
     img = np.zeros((100, 200, 3), np.uint8)
-    (r,) = det.detect([img], [[prompt]])
+    (r,) = det.detect_prompts([img], [[prompt]])
     assert r.labels == ("fire hydrant", "car", "taxi", "fire hydrant")  # sorted by score: 0.9, 0.8, 0.7, 0.5
     np.testing.assert_allclose(r.scores, [0.9, 0.8, 0.7, 0.5], atol=1e-6)
     np.testing.assert_allclose(r.boxes[0], [80, 40, 120, 60], atol=1e-4)  # xyxy pixels of the 200x100 image
@@ -99,21 +101,27 @@ def test_nms_per_tag_and_across_chunks(det, nms_iou, agnostic, expected):
          (0, 1): (_logits([{1: 0.9}], 4), torch.tensor([same])),
          (0, 2): (_logits([{1: 0.7}], 4), torch.tensor([[0.1, 0.1, 0.1, 0.1]]))}
     _fake_run(det, t)
-    (r,) = det.detect([np.zeros((50, 50, 3), np.uint8)], [chunks])
+    (r,) = det.detect_prompts([np.zeros((50, 50, 3), np.uint8)], [chunks])
     assert list(r.labels) == expected
     assert np.all(np.diff(r.scores) <= 0)
 
 
-def test_boxes_clipped_and_outside_boxes_dropped(det):
+def test_boxes_are_official_unclipped_and_the_shared_clip_drops_outside_ones(det):
     (prompt,) = TagPromptBuilder().build(["dog"], det.count_tokens, 256)
     boxes = torch.tensor([[0.05, 0.5, 0.3, 0.2], [1.3, 0.5, 0.2, 0.2], [0.5, 0.5, 0.2, 0.2]])
     _fake_run(det, {(0, 0): (_logits([{1: 0.9}, {1: 0.8}, {1: 0.7}], 4), boxes)})
     img = np.zeros((100, 200, 3), np.uint8)
-    (r,) = det.detect([img], [[prompt]])
-    np.testing.assert_allclose(r.boxes, [[0, 40, 40, 60], [80, 40, 120, 60]], atol=1e-4)  # x0 = -20 clipped
-    det.clip_boxes = False
-    (r,) = det.detect([img], [[prompt]])
+    (r,) = det.detect_prompts([img], [[prompt]])
     assert len(r) == 3 and r.boxes[0, 0] == pytest.approx(-20, abs=1e-4) and r.boxes[1, 0] > 200
+    clipped = clip_detections(r, 100, 200)  # what the pipeline does to every detector's boxes
+    np.testing.assert_allclose(clipped.boxes, [[0, 40, 40, 60], [80, 40, 120, 60]], atol=1e-4)
+    assert clipped.labels == ("dog", "dog") and clipped.scores.tolist() == pytest.approx([0.9, 0.7])
+
+
+def test_tag_names_come_back_as_the_caller_spelled_them(det):
+    _fake_run(det, {(0, 0): (_logits([{1: 0.9}, {3: 0.8}], 5), torch.tensor([[0.5, 0.5, 0.2, 0.2]] * 2))})
+    (r,) = det.detect([np.zeros((50, 50, 3), np.uint8)], [["Car", "TAXI"]])
+    assert sorted(r.labels) == ["Car", "TAXI"]
 
 
 def test_images_without_prompts_get_no_boxes(det):
@@ -153,8 +161,9 @@ def test_free_text_phrases_are_whole_caption_words(tmp_path):
 
 
 def test_box_conversion_hand_values():
-    from grounding.groundingdino.postprocess import clip_xyxy, cxcywh_to_xyxy_pixels
+    from grounding.groundingdino.postprocess import cxcywh_to_xyxy_pixels
 
     b = cxcywh_to_xyxy_pixels(torch.tensor([[0.5, 0.5, 0.2, 0.4], [0.0, 1.0, 0.4, 0.2]]), 100, 200)
     torch.testing.assert_close(b, torch.tensor([[80.0, 30.0, 120.0, 70.0], [-40.0, 90.0, 40.0, 110.0]]))
-    torch.testing.assert_close(clip_xyxy(b, 100, 200), torch.tensor([[80.0, 30, 120, 70], [0.0, 90, 40, 100]]))
+    clipped = clip_detections(Detections(boxes=b.numpy(), scores=[0.5, 0.5], labels=("a", "b")), 100, 200)
+    np.testing.assert_allclose(clipped.boxes, [[80.0, 30, 120, 70], [0.0, 90, 40, 100]])

@@ -1,7 +1,7 @@
 import pytest
 
-from openvocab.prompt import ListBoxableFilter, TagPromptBuilder, normalise_tag
-from openvocab.registry import PROMPT_BUILDERS
+from openvocab.prompt import ListBoxableFilter, PromptChunker, TagPromptBuilder, normalise_tag
+from openvocab.registry import BOXABLE_FILTERS
 
 
 def words(text: str) -> int:  # a stand-in tokenizer: one token per word or dot, + [CLS]/[SEP]
@@ -34,8 +34,35 @@ def test_max_tags_per_prompt_and_oversized_tag():
         TagPromptBuilder().build(["a " * 300], words, 256)
 
 
-def test_boxable_filter_from_config():
-    b = PROMPT_BUILDERS.build(dict(type="TagPromptBuilder",
-                                   boxable_filter=dict(type="ListBoxableFilter", not_boxable=["Sky"])))
-    assert not b.is_boxable("sky") and b.is_boxable("dog")
+def test_boxable_filter_is_its_own_registered_stage():
+    f = BOXABLE_FILTERS.build(dict(type="ListBoxableFilter", not_boxable=["Sky"]))
+    assert not f.is_boxable("sky") and f.is_boxable("dog")
     assert ListBoxableFilter(not_boxable=["sky"], boxable=["sky"]).is_boxable("sky")
+
+
+def test_spans_keep_the_callers_tag_names():
+    (p,) = TagPromptBuilder().build(["St. Bernard", "cat", "ST  bernard"], words, 256)
+    assert p.names == ["st bernard", "cat"] and p.labels == ["St. Bernard", "cat"]
+
+
+def test_chunker_builds_each_vocabulary_once_and_counts_tokens_only_then():
+    counted = []
+
+    def count(text):
+        counted.append(text)
+        return words(text)
+
+    chunker = PromptChunker(count_tokens=count, max_tokens=12, cache_size=2)
+    vocab = [f"tag{i}" for i in range(10)]
+    first = chunker(vocab)
+    n = len(counted)
+    assert len(first) > 1 and [l for p in first for l in p.labels] == vocab
+    for _ in range(5):
+        assert chunker(vocab) is first
+    assert len(counted) == n and chunker.builds == 1
+    chunker(["a"]), chunker(["b"])  # evicts the least recently used vocabulary
+    assert chunker(vocab) == first and chunker.builds == 4
+    assert chunker([]) == ()
+    built = PromptChunker(count_tokens=words, max_tokens=256,
+                          builder=dict(type="TagPromptBuilder", max_tags_per_prompt=1))(["a", "b"])
+    assert [p.caption for p in built] == ["a .", "b ."]

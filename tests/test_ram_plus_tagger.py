@@ -264,6 +264,6 @@ def test_threshold_is_strict_and_in_float32(monkeypatch):
     above = torch.nextafter(torch.nextafter(at, torch.tensor(9.0)), torch.tensor(9.0))
     logits = torch.full((1, len(TINY_TAGS)), -9.0)
     logits[0, 0], logits[0, 1] = at, above
-    monkeypatch.setattr(tagger, "logits", lambda images: (logits, None))
+    monkeypatch.setattr(tagger, "logits", lambda images, prepared=None: (logits, None))
     tags = tagger.tag([np.zeros((8, 8, 3), np.uint8)])[0]
     assert tags.names == [TINY_TAGS[1]] and tags[0].score == pytest.approx(0.65, abs=1e-6)

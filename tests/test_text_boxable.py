@@ -5,7 +5,6 @@ import json
 
 import pytest
 
-from openvocab.prompt import TagPromptBuilder
 from openvocab.registry import BOXABLE_FILTERS
 from tagging.text.boxable import WordNetBoxableFilter, read_override_file
 from tagging.text.boxable_report import main as report_main
@@ -85,14 +84,17 @@ def test_bad_overrides(tmp_path):
         WordNetBoxableFilter().classify("  ")
 
 
-def test_prompt_builder_sends_only_boxable_tags(filt):
-    builder = TagPromptBuilder(boxable_filter=dict(type="WordNetBoxableFilter", not_boxable=["cup"]))
-    assert isinstance(builder.boxable_filter, WordNetBoxableFilter)
-    tags = ["man", "bicycle", "fire hydrant", "sunset", "red", "ride", "cup"]
-    boxable = [t for t in tags if builder.is_boxable(t)]
-    assert boxable == ["man", "bicycle", "fire hydrant"]
-    prompts = builder.build(boxable, lambda s: len(s.split()), max_tokens=256)
-    assert [p.caption for p in prompts] == ["man . bicycle . fire hydrant ."]
+def test_pipeline_sends_only_boxable_tags_to_the_detector(filt):
+    from openvocab.pipeline import Pipeline
+    from openvocab.structures import Tags, TagSource
+
+    pipe = Pipeline(boxable_filter=dict(type="WordNetBoxableFilter", not_boxable=["cup"]))
+    assert isinstance(pipe.boxable_filter, WordNetBoxableFilter)
+    names = ["man", "bicycle", "fire hydrant", "sunset", "red", "ride", "cup"]
+    pipe.tagger = type("FixedTagger", (), {"tag": lambda self, images: [Tags.from_names(
+        names, source=TagSource.CLOSED_SET, score=0.9)]})()
+    (tags,) = pipe.image_tags([None])
+    assert [t.name for t in tags if t.boxable] == ["man", "bicycle", "fire hydrant"]
     assert isinstance(BOXABLE_FILTERS.build(dict(type="WordNetBoxableFilter")), WordNetBoxableFilter)
 
 

@@ -41,8 +41,11 @@ def test_label_real_photos_all_formats(photo_dir, tmp_path, capsys):
     assert (imgs["demo2.jpg"]["width"], imgs["demo2.jpg"]["height"]) == (3000, 2000)
     anns = coco.loadAnns(coco.getAnnIds())
     assert anns, "the tiny pipeline should reach the detector and mask head on real photos"
-    used = {c["name"] for c in coco.loadCats(coco.getCatIds())}
+    used = {coco.cats[a["category_id"]]["name"] for a in anns}
     raw = json.loads((out / "coco.json").read_text())
+    from tagging.ram_plus.tagger import TINY_TAGS
+
+    assert [c["name"] for c in raw["categories"]] == list(TINY_TAGS)  # the tagger's tag-list order numbers classes
     for a in anns:
         im = coco.imgs[a["image_id"]]
         x, y, w, h = a["bbox"]

@@ -14,8 +14,8 @@ from openvocab.registry import WRITERS
 from openvocab.serialize import result_from_dict, result_to_dict
 from openvocab.structures import (Concept, Detections, ImageInfo, ImageResult, Regions, Tag, Tags,
                                   TagSource)
-from openvocab.writers import (CocoWriter, JsonlWriter, LabelMeWriter, OutputNamer, OverlayWriter,
-                               YoloWriter, atomic_write_json, tag_color)
+from openvocab.writers import (CocoWriter, JsonlWriter, LabelMeWriter, OutputNamer, OverlayWriter, WriterContext,
+                               YoloWriter, atomic_write_json, build_coco, tag_color)
 
 
 def rle_of(mask: np.ndarray) -> dict:
@@ -110,8 +110,8 @@ def test_result_from_bad_dict_raises_value_error():
 def test_coco_loads_in_pycocotools_and_masks_decode(tmp_path):
     results = [masked_result(), box_result(), empty_result()]
     w = WRITERS.build(dict(type="CocoWriter"))
-    w.open(tmp_path, previous=results[:1])  # resumed: the first image came from an earlier run
-    for r in results[1:]:
+    w.open(tmp_path)  # stand-alone: kept, written at close
+    for r in results:
         w.write(r, None)
     w.close()
     coco = COCO(str(tmp_path / "coco.json"))
@@ -136,26 +136,29 @@ def test_coco_loads_in_pycocotools_and_masks_decode(tmp_path):
     res = coco.loadRes([dict(a) for a in anns[:2]])
     assert len(res.getAnnIds()) == 2
     assert np.array_equal(res.annToMask(res.loadAnns(2)[0]).astype(bool), rect_mask(100, 200, 160, 50, 190, 90))
+    # in a job: the job's class numbering, streamed from the record (finish), the same file as build_coco's
+    w = CocoWriter(filename="job.json")
+    w.open(tmp_path, context=WriterContext(classes=("person", "dog", "car", "cat")))
+    w.finish(lambda: iter(results))
+    w.close()
+    job = json.loads((tmp_path / "job.json").read_text(encoding="utf-8"))
+    assert [c["name"] for c in job["categories"]] == ["person", "dog", "car", "cat"]  # all classes, in order
+    assert [a["category_id"] for a in job["annotations"]] == [3, 2, 1]
+    ref = build_coco(results, classes=["person", "dog", "car", "cat"])
+    for key in ("images", "annotations", "categories"):
+        assert job[key] == ref[key]
 
 
 # ----------------------------------------------------------------------------- JSONL
 
 
-def test_jsonl_streams_lines_and_resumes_after_torn_line(tmp_path):
+def test_jsonl_lines_in_input_order_replace_a_torn_file_atomically(tmp_path):
     r1, r2, r3 = masked_result(), box_result(), empty_result()
+    (tmp_path / "labels.jsonl").write_text('{"file": "/old.png", "wid')  # a torn file from an older run
     w = JsonlWriter()
-    w.open(tmp_path, previous=[])
-    w.write(r1, None)
-    w.write(r2, None)
-    lines = (tmp_path / "labels.jsonl").read_text(encoding="utf-8").splitlines()  # visible before close
-    assert len(lines) == 2 and json.loads(lines[1])["file"] == "/data/b/street.jpg"
-    # kill -9 in mid-write: file handle never closed, a torn line at the end
-    with open(tmp_path / "labels.jsonl", "a", encoding="utf-8") as f:
-        f.write('{"file": "/data/c.png", "wid')
-    w2 = JsonlWriter()
-    w2.open(tmp_path, previous=[r1, r2])
-    w2.write(r3, None)
-    w2.close()
+    w.open(tmp_path)
+    w.finish(lambda: iter([r1, r2, r3]))
+    w.close()
     lines = (tmp_path / "labels.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 3
     for line, r in zip(lines, (r1, r2, r3)):
@@ -164,24 +167,39 @@ def test_jsonl_streams_lines_and_resumes_after_torn_line(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["labels.jsonl"]  # no temp file left
 
 
+def test_file_names_that_are_not_utf8_round_trip_in_json(tmp_path):
+    raw = b"/data/caf\xe9-\xff.jpg"  # Latin-1 bytes: not UTF-8
+    name = os.fsdecode(raw)
+    w = JsonlWriter()
+    w.open(tmp_path)
+    w.write(box_result(name), None)
+    w.close()
+    text = (tmp_path / "labels.jsonl").read_bytes().decode("utf-8")  # the file is valid UTF-8
+    assert "\\udce9" in text and "\\udcff" in text
+    assert os.fsencode(json.loads(text)["file"]) == raw
+
+
 # ----------------------------------------------------------------------------- YOLO
 
 
 def test_yolo_numbers_classes_and_data_yaml(tmp_path):
     kept = tmp_path / "yolo" / "labels" / "kept.txt"
     kept.parent.mkdir(parents=True)
-    kept.write_text("0 0.5 0.5 0.1 0.1\n")  # written by the earlier run: left alone
+    kept.write_text("0 0.5 0.5 0.1 0.1\n")  # written by an earlier run: left alone
     w = YoloWriter()
-    w.open(tmp_path, previous=[box_result("/data/old.jpg", "person"), box_result("/x/kept.png", "person")])
-    assert (tmp_path / "yolo" / "labels" / "old.txt").read_text() == "0 0.125000 0.250000 0.250000 0.500000\n"
-    assert kept.read_text() == "0 0.5 0.5 0.1 0.1\n"
+    w.open(tmp_path, context=WriterContext(classes=("person", "car")))  # the job's class numbering
     w.write(masked_result(), None)
     w.write(empty_result(), None)
+    w.finish(lambda: iter([box_result("/data/old.jpg", "person"), box_result("/x/kept.png", "person"),
+                           masked_result(), empty_result()]))
     w.close()
+    # an earlier run's image without a label file gets one; an existing one is left alone
+    assert (tmp_path / "yolo" / "labels" / "old.txt").read_text() == "0 0.125000 0.250000 0.250000 0.500000\n"
+    assert kept.read_text() == "0 0.5 0.5 0.1 0.1\n"
     lines = (tmp_path / "yolo" / "labels" / "street.txt").read_text().splitlines()
     # car box [20.25, 10.5, 120.125, 60.75] on 200x100: cx = 70.1875/200, cy = 35.625/100, w = 99.875/200, h = 0.5025
     assert lines[0] == "1 0.350938 0.356250 0.499375 0.502500"
-    # dog box [150.1, 40.3, 199.9, 99.7] (float32) -> class 2
+    # dog box [150.1, 40.3, 199.9, 99.7] (float32): not in the job's classes -> appended as class 2
     x1, y1, x2, y2 = np.array([150.1, 40.3, 199.9, 99.7], np.float32).astype(float)
     assert lines[1] == f"2 {(x1 + x2) / 400:.6f} {(y1 + y2) / 200:.6f} {(x2 - x1) / 200:.6f} {(y2 - y1) / 100:.6f}"
     assert (tmp_path / "yolo" / "labels" / "c.txt").read_text() == ""
@@ -191,11 +209,19 @@ def test_yolo_numbers_classes_and_data_yaml(tmp_path):
     data = yaml.safe_load(yaml_text)
     assert data["names"] == {0: "person", 1: "car", 2: "dog"} and data["nc"] == 3
     assert Path(data["path"]) == (tmp_path / "yolo").resolve()
+    # without a class numbering: the labels found, sorted by name, whatever the order of the images
+    w = YoloWriter(subdir="yolo2")
+    w.open(tmp_path)
+    for r in (box_result(), masked_result("/x/m.png")):
+        w.write(r, None)
+    w.close()
+    assert yaml.safe_load((tmp_path / "yolo2" / "data.yaml").read_text())["names"] == {0: "car", 1: "dog", 2: "person"}
+    assert (tmp_path / "yolo2" / "labels" / "street.txt").read_text().startswith("2 ")
 
 
 def test_yolo_clips_boxes_and_writes_segments(tmp_path):
     w = YoloWriter(segments=True)
-    w.open(tmp_path)
+    w.open(tmp_path, context=WriterContext(classes=("person", "car", "dog")))
     w.write(box_result(), None)  # [-10, -10, 50, 50] on 200x100 -> clipped to [0, 0, 50, 50]
     w.write(masked_result("/x/seg.png"), None)
     w.close()
@@ -242,8 +268,11 @@ def test_labelme_fields_shapes_and_unique_names(tmp_path):
     # resume: same names as before; a missing file of an earlier image is written again
     (tmp_path / "out" / "labelme" / "street.json").unlink()
     w2 = LabelMeWriter()
-    w2.open(tmp_path / "out", previous=[a, b])
-    w2.write(empty_result(str(img_dir / "c" / "street.png")), None)
+    c = empty_result(str(img_dir / "c" / "street.png"))
+    names = {a.image.file: "street", b.image.file: other[:-len(".json")], c.image.file: "street-c"}
+    w2.open(tmp_path / "out", context=WriterContext(names=names))  # a job's names: fixed for every input
+    w2.write(c, None)
+    w2.finish(lambda: iter([a, b, c]))
     w2.close()
     assert json.loads((tmp_path / "out" / "labelme" / "street.json").read_text(encoding="utf-8")) == d
     assert len(list((tmp_path / "out" / "labelme").iterdir())) == 3
@@ -273,7 +302,7 @@ def test_overlay_png_size_and_drawn_pixels(tmp_path, shared_dir):
                     regions=Regions(masks=(rle_of(mask),), mask_scores=np.array([0.9], np.float32),
                                     captions=("a person walking",)))
     wr = OverlayWriter(mask_alpha=0.5)
-    wr.open(tmp_path, previous=[])
+    wr.open(tmp_path)
     wr.write(r, rgb)
     wr.close()
     out = np.asarray(Image.open(tmp_path / "vis" / "demo4.png"))
@@ -323,8 +352,6 @@ def test_writer_misuse_and_bad_arguments(tmp_path):
     w.open(tmp_path)
     with pytest.raises(ValueError):
         w.write({"file": "x"}, None)
-    with pytest.raises(ValueError):
-        w.open(tmp_path, previous=[{"file": "x"}])
     for bad in (lambda: CocoWriter(filename="a/b.json"), lambda: OverlayWriter(mask_alpha=2),
                 lambda: YoloWriter(subdir=""), lambda: LabelMeWriter(epsilon=-1)):
         with pytest.raises(ValueError):

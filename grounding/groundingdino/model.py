@@ -157,14 +157,20 @@ class GroundingDINO(nn.Module):
     def forward(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor, input_ids: torch.Tensor,
                 text_token_mask: torch.Tensor, text_block_mask: torch.Tensor, position_ids: torch.Tensor,
                 token_type_ids: torch.Tensor | None = None, return_intermediate: bool = False,
-                backbone_features: Optional[list[torch.Tensor]] = None) -> GroundingDINOOutput:
+                backbone_features: Optional[list[torch.Tensor]] = None,
+                text_features: Optional[torch.Tensor] = None) -> GroundingDINOOutput:
         """pixel_values [B,3,H,W]; pixel_mask bool [B,H,W] (True = pad); text tensors [B,T] / [B,T,T]
         (T <= max_text_len; text_block_mask True = may attend; text_token_mask True = real token).
         ``return_intermediate`` also returns the per-layer and encoder-proposal outputs training needs.
-        ``backbone_features``: ``self.backbone(pixel_values)`` computed once and reused (prompt chunks)."""
+        ``backbone_features``: ``self.backbone(pixel_values)`` computed once and reused (prompt chunks).
+        ``text_features``: ``self.encode_text(...)`` of these text tensors, computed once and reused
+        (one vocabulary, many images)."""
         if input_ids.shape[1] > self.max_text_len:
             raise ValueError(f"text longer than {self.max_text_len} tokens; split the prompt")
-        text = self.encode_text(input_ids, text_block_mask, position_ids, token_type_ids)
+        if text_features is None:
+            text = self.encode_text(input_ids, text_block_mask, position_ids, token_type_ids)
+        else:
+            text = text_features
         text_token_mask = text_token_mask.bool()
         feats = self.backbone(pixel_values) if backbone_features is None else backbone_features
         srcs, masks = [], []
@@ -190,9 +196,10 @@ class GroundingDINO(nn.Module):
         out_mem = tr.enc_output_norm(tr.enc_output(out_mem))
         enc_logits = contrastive_logits(out_mem, text, text_token_mask, self.max_text_len)
         coords = tr.enc_out_bbox_embed(out_mem) + proposals
-        topk = torch.topk(enc_logits.max(-1)[0], tr.num_queries, dim=1)[1]
+        # min(): only an extremely thin image (e.g. 1 x 5000) has fewer feature tokens than queries
+        topk = torch.topk(enc_logits.max(-1)[0], min(tr.num_queries, enc_logits.shape[1]), dim=1)[1]
         refpoints = torch.gather(coords, 1, topk.unsqueeze(-1).expand(-1, -1, 4)).detach()
-        tgt = tr.tgt_embed.weight[None].expand(src.shape[0], -1, -1)
+        tgt = tr.tgt_embed.weight[None, : topk.shape[1]].expand(src.shape[0], -1, -1)
         hs, refs = tr.decoder(tgt, refpoints, memory, mask_flat, spatial_shapes, valid_ratios, text, ~text_token_mask)
         boxes = (self.bbox_embed[-1](hs[-1]) + inverse_sigmoid(refs[-2])).sigmoid()
         logits = contrastive_logits(hs[-1], text, text_token_mask, self.max_text_len)

@@ -1,11 +1,11 @@
-"""Post-processing: thresholds, char-span -> token-span mapping, per-tag label assignment, NMS, rescaling."""
+"""Post-processing: thresholds, char-span -> token-span mapping, per-tag label assignment, rescaling (NMS and
+clipping are shared by every detector: :mod:`openvocab.boxes`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import torch
-from torchvision.ops import batched_nms, nms
 
 
 def cxcywh_to_xyxy_pixels(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -13,15 +13,6 @@ def cxcywh_to_xyxy_pixels(boxes: torch.Tensor, height: int, width: int) -> torch
     b = boxes * torch.tensor([width, height, width, height], dtype=boxes.dtype, device=boxes.device)
     cx, cy, w, h = b.unbind(-1)
     return torch.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], -1)
-
-
-def clip_xyxy(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """[N,4] xyxy pixels clipped to the image, [0, width] x [0, height] (the official ``predict`` does not clip;
-    the detector stage does, ``verify`` keeps the official unclipped boxes)."""
-    out = boxes.clone()
-    out[:, 0::2] = out[:, 0::2].clamp(0, width)
-    out[:, 1::2] = out[:, 1::2].clamp(0, height)
-    return out
 
 
 def char_span_to_token_span(offsets: Sequence[tuple[int, int]], start: int, end: int) -> list[int]:
@@ -95,16 +86,3 @@ def phrase_spans(probs_row: torch.Tensor, offsets: Sequence[tuple[int, int]], ca
         else:
             spans.append([s, e])
     return " ".join(caption[s:e] for s, e in spans)
-
-
-def nms_detections(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, *, iou: float | None,
-                   agnostic_iou: float | None) -> torch.Tensor:
-    """Indices kept after per-label NMS (``iou``) then class-agnostic NMS (``agnostic_iou``), sorted by score."""
-    keep = torch.argsort(scores, descending=True, stable=True)
-    if iou is not None and keep.numel():
-        k = batched_nms(boxes.float(), scores.float(), labels, iou)
-        keep = k
-    if agnostic_iou is not None and keep.numel():
-        k = nms(boxes[keep].float(), scores[keep].float(), agnostic_iou)
-        keep = keep[k]
-    return keep

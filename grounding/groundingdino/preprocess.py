@@ -22,9 +22,10 @@ def resized_hw(h: int, w: int, size: int = INPUT_SHORT, max_size: int | None = I
             size = int(round(max_size * mn / mx))
     if (w <= h and w == size) or (h <= w and h == size):
         return h, w
+    # max(1, .) only guards degenerate strips (e.g. 1 x 50000), which the official code turns into 0 pixels
     if w < h:
-        return int(size * h / w), size
-    return size, int(size * w / h)
+        return max(1, int(size * h / w)), max(1, size)
+    return max(1, size), max(1, int(size * w / h))
 
 
 def resize_image(image: Image.Image | np.ndarray, size: int = INPUT_SHORT,

@@ -19,6 +19,7 @@ from typing import Optional, Sequence
 import torch
 from mmengine.model import BaseModel
 
+from openvocab.boxes import clip_detections
 from openvocab.prompt import TagPromptBuilder, normalise_tag
 from openvocab.registry import MODELS
 from openvocab.structures import Detections, Prompt
@@ -215,10 +216,11 @@ class GroundingDINOTrainModel(BaseModel):
 
     @torch.no_grad()
     def predict(self, data: list[TrainSample]) -> list[Detections]:
-        """Per image, :class:`Detections` over all classes via the inference stage's ``detect``."""
+        """Per image, :class:`Detections` over all classes via the inference stage's ``detect`` (boxes clipped
+        to the image, as the pipeline clips them)."""
         self.stage.device = str(self._device())
-        prompts = self.builder.build(self.classes, self.stage.count_tokens, self.stage.max_text_tokens)
-        return self.stage.detect([s.image for s in data], [prompts] * len(data))
+        found = self.stage.detect([s.image for s in data], [self.classes] * len(data))
+        return [clip_detections(d, *s.image.shape[:2]) for d, s in zip(found, data)]
 
     def export_state_dict(self) -> dict[str, torch.Tensor]:
         """The network's weights in the layout ``GroundingDINODetector(checkpoint=PATH)`` loads

@@ -11,9 +11,9 @@ from openvocab import hub
 from openvocab.checkpoint import load_strict, read_state_dict
 from openvocab.masks import encode_mask
 from openvocab.registry import MASK_HEADS
-from openvocab.stages import MaskHead
 from openvocab.structures import Regions
 
+from ..predictor_head import PredictorMaskHead
 from .model import BUILDERS
 from .predictor import SamBatchPredictor, SamPrediction
 from .weights import CHECKPOINT_VARIANT, CHECKPOINTS
@@ -23,7 +23,7 @@ _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bf
 
 
 @MASK_HEADS.register_module()
-class SAMMaskHead(MaskHead):
+class SAMMaskHead(PredictorMaskHead):
     """Segment Anything (official ``segment_anything`` modules): one mask and its IoU per prompt.
 
     Args:
@@ -35,6 +35,8 @@ class SAMMaskHead(MaskHead):
             prompts -> the best predicted IoU of the multimask outputs 1..3) or a fixed index 0..3.
         mask_threshold: logit threshold of the masks (SAM: 0.0).
         prompt_batch_size: prompts decoded together (one decoder call per batch).
+        image_batch_size: images encoded together in a job (:meth:`segment_batch`; ``1``: results never
+            depend on the batch).
         dtype: ``"float32"`` or ``"bfloat16"`` (``"float16"`` on CUDA) for the image encoder; the
             prompt encoder and mask decoder (a few M parameters) stay float32.
         seed: seed of the random initialisation (checkpoint ``None``).
@@ -43,7 +45,7 @@ class SAMMaskHead(MaskHead):
 
     def __init__(self, *, variant: str = "vit_h", checkpoint: Optional[str] = "sam_vit_h_4b8939",
                  multimask: Union[str, int] = "auto", mask_threshold: float = 0.0,
-                 prompt_batch_size: int = 64, dtype: str = "float32", seed: int = 0,
+                 prompt_batch_size: int = 64, image_batch_size: int = 1, dtype: str = "float32", seed: int = 0,
                  model_kwargs: Optional[dict[str, Any]] = None) -> None:
         if variant not in BUILDERS:
             raise ValueError(f"unknown SAM variant {variant!r} (choose from {sorted(BUILDERS)})")
@@ -67,6 +69,10 @@ class SAMMaskHead(MaskHead):
             raise ValueError(f"model_kwargs must be a dict (got {type(model_kwargs).__name__})")
         self.variant, self.checkpoint, self.multimask = variant, checkpoint, multimask
         self.mask_threshold, self.prompt_batch_size = float(mask_threshold), prompt_batch_size
+        if isinstance(image_batch_size, bool) or not isinstance(image_batch_size, int) or image_batch_size < 1:
+            raise ValueError(f"image_batch_size must be an int >= 1 (got {image_batch_size!r})")
+        self.image_batch_size = image_batch_size
+        self.encoded_images = 0
         self.dtype, self.seed = dtype, seed
         self.model_kwargs = dict(model_kwargs or {})
         self.predictor: Optional[SamBatchPredictor] = None
@@ -106,18 +112,8 @@ class SAMMaskHead(MaskHead):
                                            prompt_batch_size=self.prompt_batch_size)
         self.device = device
 
-    def _require(self) -> SamBatchPredictor:
-        if self.predictor is None:
-            raise ValueError("SAMMaskHead.setup(device) must be called first")
-        return self.predictor
-
-    def set_image(self, image: np.ndarray) -> None:
-        self._require().set_image(image)
-
-    def predict(self, *, boxes: Optional[np.ndarray] = None, points: Optional[np.ndarray] = None,
-                point_labels: Optional[np.ndarray] = None) -> Regions:
-        pred = self._require().predict(boxes=boxes, points=points, point_labels=point_labels)
-        return to_regions(pred)
+    def to_regions(self, prediction) -> Regions:
+        return to_regions(prediction)
 
 
 def to_regions(pred: SamPrediction) -> Regions:

@@ -9,7 +9,7 @@ prompt alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -17,6 +17,23 @@ from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 
 from openvocab.stages import check_prompts
+
+
+@dataclass(frozen=True)
+class SamInput:
+    """A prepared image: resized so its longest side is the encoder's size (``uint8 [h, w, 3]``)."""
+
+    resized: np.ndarray
+    original_size: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class SamEmbedding:
+    """An encoded image: ``features [1, C, 64, 64]`` float32 and the sizes it maps between."""
+
+    features: torch.Tensor
+    original_size: tuple[int, int]
+    input_size: tuple[int, int]
 
 
 @dataclass
@@ -89,18 +106,43 @@ class SamBatchPredictor:
     @torch.inference_mode()
     def set_image(self, image: np.ndarray) -> None:
         """Encode an RGB ``uint8 [H, W, 3]`` image (SAM's own resize, normalisation and padding)."""
+        self.reset_image()
+        (emb,) = self.encode([self.prepare(image)])
+        self.set_embedding(emb)
+
+    def prepare(self, image: np.ndarray) -> SamInput:
+        """CPU preprocessing of one image: SAM's longest-side resize (no model use: safe in loader threads)."""
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"image must be uint8 [H, W, 3], got {image.dtype} {image.shape}")
-        self.reset_image()
-        resized = self.transform.apply_image(image)
-        x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
-        x = self.model.preprocess(x)  # float32 (x - mean) / std, zero-padded to a square
+        h, w = int(image.shape[0]), int(image.shape[1])
+        target = self.transform.get_preprocess_shape(h, w, self.transform.target_length)
+        if min(target) < 1:  # a degenerate strip (1 x 50000): keep every side >= 1 px
+            from PIL import Image
+
+            resized = np.asarray(Image.fromarray(image).resize((max(1, target[1]), max(1, target[0])),
+                                                                 Image.BILINEAR))
+        else:
+            resized = self.transform.apply_image(image)
+        return SamInput(resized=resized, original_size=(h, w))
+
+    @torch.inference_mode()
+    def encode(self, inputs: Sequence[SamInput]) -> list[SamEmbedding]:
+        """Image embeddings of prepared images, encoded together as one batch."""
+        if not inputs:
+            return []
+        x = torch.cat([self.model.preprocess(  # float32 (x - mean) / std, zero-padded to a square
+            torch.as_tensor(p.resized, device=self.device).permute(2, 0, 1).contiguous()[None]) for p in inputs])
         enc = self.model.image_encoder
-        features = enc(x.to(enc.patch_embed.proj.weight.dtype))
-        self.features = features.float()
-        self.original_size = (int(image.shape[0]), int(image.shape[1]))
-        self.input_size = (int(resized.shape[0]), int(resized.shape[1]))
+        features = enc(x.to(enc.patch_embed.proj.weight.dtype)).float()
+        return [SamEmbedding(features=features[i:i + 1], original_size=p.original_size,
+                             input_size=(int(p.resized.shape[0]), int(p.resized.shape[1])))
+                for i, p in enumerate(inputs)]
+
+    def set_embedding(self, embedding: SamEmbedding) -> None:
+        """Make ``embedding`` (from :meth:`encode`) the current image."""
+        self.features = embedding.features
+        self.original_size, self.input_size = embedding.original_size, embedding.input_size
 
     def _prompts(self, boxes, points, point_labels):
         """Original-pixel prompts -> ``(N, boxes [N, 4], points [N, P, 2], labels [N, P] int32)`` in the

@@ -10,11 +10,11 @@ from openvocab import hub
 from openvocab.checkpoint import load_strict
 from openvocab.masks import encode_mask
 from openvocab.registry import MASK_HEADS
-from openvocab.stages import MaskHead
 from openvocab.structures import Concept, Regions
 
 from .concepts import ConceptMatrix, concepts_from_spec
 from .convert import read_tap_checkpoint
+from ..predictor_head import PredictorMaskHead
 from .model import BUILDERS, TapModel
 from .predictor import TapPrediction, TapPredictor
 from .tokenizer import ByteTokenizer, SentencePieceTokenizer
@@ -25,7 +25,7 @@ _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bf
 
 
 @MASK_HEADS.register_module()
-class TAPMaskHead(MaskHead):
+class TAPMaskHead(PredictorMaskHead):
     """Tokenize Anything via Prompting: a mask, an IoU score, top-k concepts and a caption per box.
 
     Args:
@@ -44,6 +44,8 @@ class TAPMaskHead(MaskHead):
         caption: generate captions.
         multimask: ``"auto"`` (boxes -> output 0, points -> best IoU of 1..3) or a fixed index.
         prompt_batch_size: prompts decoded together.
+        image_batch_size: images encoded together in a job (:meth:`segment_batch`; ``1``: results never
+            depend on the batch).
         dtype: ``"float32"`` or ``"bfloat16"`` (``"float16"`` on CUDA).
         seed: seed of the random initialisation (checkpoint ``None``).
         model_kwargs: extra keyword arguments of the build function (e.g. ``image_size``).
@@ -53,7 +55,7 @@ class TAPMaskHead(MaskHead):
                  concepts: Union[str, Mapping[str, Any], None] = "merged_2560", tokenizer: Optional[str] = None,
                  top_k_concepts: int = 3, max_caption_tokens: Optional[int] = None,
                  caption: bool = True, multimask: Union[str, int] = "auto",
-                 prompt_batch_size: int = 64, dtype: str = "float32", seed: int = 0,
+                 prompt_batch_size: int = 64, image_batch_size: int = 1, dtype: str = "float32", seed: int = 0,
                  model_kwargs: Optional[dict[str, Any]] = None) -> None:
         if variant not in BUILDERS:
             raise ValueError(f"unknown TAP variant {variant!r} (choose from {sorted(BUILDERS)})")
@@ -72,6 +74,10 @@ class TAPMaskHead(MaskHead):
         self.tokenizer, self.top_k_concepts = tokenizer, top_k_concepts
         self.max_caption_tokens, self.caption, self.multimask = max_caption_tokens, caption, multimask
         self.prompt_batch_size, self.dtype, self.seed = prompt_batch_size, dtype, seed
+        if isinstance(image_batch_size, bool) or not isinstance(image_batch_size, int) or image_batch_size < 1:
+            raise ValueError(f"image_batch_size must be an int >= 1 (got {image_batch_size!r})")
+        self.image_batch_size = image_batch_size
+        self.encoded_images = 0
         self.model_kwargs = dict(model_kwargs or {})
         self.predictor: Optional[TapPredictor] = None
         self.device: Optional[str] = None
@@ -138,18 +144,8 @@ class TAPMaskHead(MaskHead):
                                       prompt_batch_size=self.prompt_batch_size)
         self.device = device
 
-    def _require(self) -> TapPredictor:
-        if self.predictor is None:
-            raise ValueError("TAPMaskHead.setup(device) must be called first")
-        return self.predictor
-
-    def set_image(self, image: np.ndarray) -> None:
-        self._require().set_image(image)
-
-    def predict(self, *, boxes: Optional[np.ndarray] = None, points: Optional[np.ndarray] = None,
-                point_labels: Optional[np.ndarray] = None) -> Regions:
-        pred = self._require().predict(boxes=boxes, points=points, point_labels=point_labels)
-        return to_regions(pred)
+    def to_regions(self, prediction) -> Regions:
+        return to_regions(prediction)
 
 
 def to_regions(pred: TapPrediction) -> Regions:

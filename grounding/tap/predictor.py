@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -14,6 +14,22 @@ from .model import TapModel
 from .prompt_encoder import LABEL_BOX_LT, LABEL_BOX_RB, LABEL_PAD, normalize_points
 from .text_decoder import generate_greedy
 from .transforms import ResizeInfo, compute_resize, postprocess_masks, resize_and_pad
+
+
+@dataclass(frozen=True)
+class TapInput:
+    """A prepared image: the padded BGR ``uint8 [S, S, 3]`` canvas and how it maps to the original."""
+
+    canvas: np.ndarray
+    info: ResizeInfo
+
+
+@dataclass(frozen=True)
+class TapEmbedding:
+    """An encoded image: ``features [1, D, S/16, S/16]`` and its :class:`ResizeInfo`."""
+
+    features: torch.Tensor
+    info: ResizeInfo
 
 
 @dataclass
@@ -86,13 +102,31 @@ class TapPredictor:
     @torch.inference_mode()
     def set_image(self, image: np.ndarray, *, bgr: bool = False) -> None:
         """Encode ``uint8 [H, W, 3]`` (RGB unless ``bgr``; the model itself consumes BGR)."""
+        self._emb = self._info = None
+        (emb,) = self.encode([self.prepare(image, bgr=bgr)])
+        self.set_embedding(emb)
+
+    def prepare(self, image: np.ndarray, *, bgr: bool = False) -> TapInput:
+        """CPU preprocessing of one image (no model use: safe in loader threads)."""
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"image must be uint8 [H, W, 3], got {image.dtype} {image.shape}")
         bgr_img = np.ascontiguousarray(image if bgr else image[..., ::-1])
-        self._info = compute_resize(image.shape[0], image.shape[1], self.model.image_size)
-        canvas = resize_and_pad(bgr_img, self._info, self.model.pixel_mean_value)
-        self._emb = self.model(self.model.normalize(torch.from_numpy(canvas)[None]))
+        info = compute_resize(image.shape[0], image.shape[1], self.model.image_size)
+        return TapInput(canvas=resize_and_pad(bgr_img, info, self.model.pixel_mean_value), info=info)
+
+    @torch.inference_mode()
+    def encode(self, inputs: Sequence[TapInput]) -> list[TapEmbedding]:
+        """Image embeddings of prepared images, encoded together as one batch."""
+        if not inputs:
+            return []
+        canvases = torch.from_numpy(np.stack([x.canvas for x in inputs]))
+        emb = self.model(self.model.normalize(canvases))
+        return [TapEmbedding(features=emb[i:i + 1], info=x.info) for i, x in enumerate(inputs)]
+
+    def set_embedding(self, embedding: TapEmbedding) -> None:
+        """Make ``embedding`` (from :meth:`encode`) the current image."""
+        self._emb, self._info = embedding.features, embedding.info
 
     def _prompts(self, boxes, points, point_labels) -> tuple[np.ndarray, np.ndarray]:
         """Original-pixel prompts -> resized-frame points ``float32 [N, K, 2]``, labels ``[N, K]``."""

@@ -3,13 +3,14 @@
 ``CocoWriter`` (``coco.json``), ``JsonlWriter`` (``labels.jsonl``), ``YoloWriter`` (``yolo/``),
 ``LabelMeWriter`` (``labelme/``) and ``OverlayWriter`` (``vis/``); see :mod:`.base` for the interface.
 """
-from .base import OutputNamer, Writer, atomic_write_bytes, atomic_write_json, atomic_write_text
+from .base import (OutputNamer, Writer, WriterContext, atomic_open, atomic_write_bytes, atomic_write_json,
+                   atomic_write_text)
 from .coco import CocoWriter, build_coco
 from .jsonl import JsonlWriter
 from .labelme import LabelMeWriter
 from .overlay import OverlayWriter, tag_color
 from .yolo import YoloWriter
 
-__all__ = ["Writer", "OutputNamer", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
+__all__ = ["Writer", "WriterContext", "OutputNamer", "atomic_open", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
            "CocoWriter", "build_coco", "JsonlWriter", "YoloWriter", "LabelMeWriter", "OverlayWriter",
            "tag_color"]

@@ -2,24 +2,27 @@
 
 A job drives every writer the same way::
 
-    w.open(out_dir, previous=[...])   # results already done by an earlier run of a resumed job
-    w.write(result, image)            # once per newly labeled image, in input order
-    w.close()                         # final files (e.g. coco.json) are written here
+    w.open(out_dir, context=WriterContext(classes=..., names=...))
+    w.write(result, image)            # per-image writers: once per newly labeled image, as it finishes
+    w.finish(results)                 # every result of the job's inputs, in input order (from the job record)
+    w.close()
 
 Every file a writer produces is written atomically (temp file in the same folder, then
 ``os.replace``), so a killed job never leaves a half-written output file behind.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from dataclasses import dataclass
+from typing import IO, Any, Callable, Iterable, Iterator, Mapping, Optional
 
 import numpy as np
 
+from ..jsonio import dumps
 from ..structures import ImageResult
 
 
@@ -33,25 +36,29 @@ def _file_mode() -> int:
 _NEW_FILE_MODE = _file_mode()
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder, fsync, then ``os.replace``.
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", *, encoding: Optional[str] = "utf-8") -> Iterator[IO]:
+    """Write ``path`` through a temp file in the same folder: on success it is flushed, fsynced and
+    renamed over ``path``; on any error it is removed and ``path`` is left as it was.
 
     The file gets the permissions of the file it replaces, or those of a new file (umask), not
     the private ``0600`` of a temp file.
     """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        mode = path.stat().st_mode & 0o777
+        perm = path.stat().st_mode & 0o777
     except OSError:
-        mode = _NEW_FILE_MODE
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        perm = _NEW_FILE_MODE
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:100]}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        with os.fdopen(fd, mode, encoding=None if mode == "wb" else encoding) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, mode)
+        os.chmod(tmp, perm)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -61,14 +68,20 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_open`)."""
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str, *, encoding: str = "utf-8") -> None:
     """:func:`atomic_write_bytes` of ``text`` encoded with ``encoding``."""
     atomic_write_bytes(path, text.encode(encoding))
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any, *, indent: Optional[int] = None) -> None:
-    """:func:`atomic_write_text` of ``json.dumps(obj)`` (UTF-8, non-ASCII kept as is)."""
-    atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=indent) + "\n")
+    """:func:`atomic_write_text` of ``obj`` as JSON (UTF-8, non-ASCII kept as is; :func:`openvocab.jsonio.dumps`)."""
+    atomic_write_text(path, dumps(obj, indent=indent) + "\n")
 
 
 class OutputNamer:
@@ -100,40 +113,93 @@ class OutputNamer:
         return name
 
 
+@dataclass(frozen=True)
+class WriterContext:
+    """What a job tells its writers beyond the results.
+
+    Attributes:
+        classes: the job's class numbering, shared by every writer (COCO ids ``1..K`` and YOLO ids ``0..K-1``
+            in this order); ``None``: the labels found, sorted by name.
+        names: input file -> the unique stem of its per-image output files (``None``: each writer's own
+            :class:`OutputNamer`).
+        load_image: reads an input's pixels again, for a per-image writer that needs them for an image
+            finished by an earlier run (``None``: such files are not drawn).
+    """
+
+    classes: Optional[tuple[str, ...]] = None
+    names: Optional[Mapping[str, str]] = None
+    load_image: Optional[Callable[[str], Optional[np.ndarray]]] = None
+
+
 class Writer:
     """Base class of the output writers (registered in :data:`openvocab.registry.WRITERS`).
 
-    Subclasses override :meth:`_open`, :meth:`write` and :meth:`_close`; :meth:`open` records
-    ``out_dir`` and :meth:`close` is safe to call twice.
+    Two kinds: per-image writers (:attr:`per_image`: a file per image, written by :meth:`write` as
+    images finish) and aggregate writers (one file for the whole job, written by :meth:`finish` from
+    every result in input order). A job calls :meth:`write` on per-image writers only and
+    :meth:`finish` on all; used stand-alone (``open``, ``write``..., ``close``), an aggregate writer
+    keeps what it was given and writes it at :meth:`close`.
     """
+
+    #: writes one file per image in :meth:`write`
+    per_image: bool = False
+    #: :meth:`write` needs the image's pixels
+    needs_image: bool = False
 
     def __init__(self) -> None:
         self.out_dir: Optional[Path] = None
         self.namer = OutputNamer()
+        self.context = WriterContext()
         self._closed = False
+        self._finished = False
+        self._kept: list[ImageResult] = []
 
-    def open(self, out_dir: str | os.PathLike, *, previous: Sequence[ImageResult] = ()) -> None:
-        """Start writing into ``out_dir``; ``previous`` are the results of an earlier run (in order)."""
-        for r in previous:
-            if not isinstance(r, ImageResult):
-                raise ValueError(f"previous results must be ImageResult, got {type(r).__name__}")
+    def open(self, out_dir: str | os.PathLike, *, context: Optional[WriterContext] = None) -> None:
+        """Start writing into ``out_dir``."""
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self._closed = False
-        self._open(list(previous))
+        self.context = context or WriterContext()
+        self._closed = self._finished = False
+        self._kept = []
+        self._open()
 
-    def write(self, result: ImageResult, image: Optional[np.ndarray]) -> None:
-        """Write one finished image (``image``: its RGB ``uint8 [H, W, 3]`` pixels)."""
-        raise NotImplementedError
+    def write(self, result: ImageResult, image: Optional[np.ndarray] = None) -> None:
+        """One finished image (``image``: its RGB ``uint8 [H, W, 3]`` pixels, if :attr:`needs_image`)."""
+        self._check_open(result)
+        self._kept.append(result)
+
+    def finish(self, results: Callable[[], Iterable[ImageResult]]) -> None:
+        """Write the job's outputs: ``results()`` iterates every result of the job, in input order (it may
+        be called more than once)."""
+        self._finished = True
 
     def close(self) -> None:
         """Finish the outputs (idempotent)."""
         if self.out_dir is None or self._closed:
             return
+        if not self._finished and not self.per_image:
+            kept = self._kept
+            self.finish(lambda: iter(kept))
         self._closed = True
+        self._kept = []
         self._close()
 
-    def _open(self, previous: list[ImageResult]) -> None:
+    def name_of(self, result: ImageResult) -> str:
+        """The stem of ``result``'s per-image output files."""
+        names = self.context.names
+        if names is not None and result.image.file in names:
+            return names[result.image.file]
+        return self.namer(result.image.file)
+
+    def classes_of(self, results: Callable[[], Iterable[ImageResult]]) -> list[str]:
+        """The class list: the job's numbering, then any label outside it (sorted); without one, every
+        label in ``results()`` sorted by name."""
+        known = list(self.context.classes or ())
+        have = set(known)
+        extra = sorted({label for r in results() for label in r.detections.labels} - have)
+        return known + extra
+
+    def _open(self) -> None:
         pass
 
     def _close(self) -> None:

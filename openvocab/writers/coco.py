@@ -3,37 +3,42 @@
 * ``images``: ids ``1..N`` in the order results arrive (an earlier run's results first on resume,
   which is input order); ``file_name`` is the input path as given; ``tags`` lists every
   image-level tag (``name``, ``score``, ``source``, ``name_zh``?, ``boxable``?).
-* ``categories``: the tags used by at least one detection, **sorted by name**, ids ``1..K``
-  (so the ids do not depend on which image came first); ``supercategory`` ``"object"``.
+* ``categories``: the job's classes in its class numbering (the vocabulary's order, or the tagger's
+  tag-list order), ids ``1..K``; without one, the tags used by at least one detection, **sorted by
+  name** (so the ids do not depend on which image came first); ``supercategory`` ``"object"``.
 * ``annotations``: ids ``1..M``; ``bbox`` ``[x, y, w, h]``; ``area`` = mask area when a mask exists,
   else ``w * h``; ``score``; ``iscrowd`` 0; ``segmentation`` (RLE, string counts) when masks exist;
   extra fields ``tag``, ``phrase``, ``mask_score``, ``concepts`` and ``region_caption``.
 
 The region caption is stored as ``region_caption``, not ``caption``: ``COCO.loadRes`` treats any
 result list whose first entry has a ``caption`` key as *caption* results, not detections.
-The file is written once, atomically, at :meth:`close`.
+The file is written once, atomically, streamed from the results (memory stays flat).
 """
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Optional
+import shutil
+import tempfile
+from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
 from ..registry import WRITERS
-from ..serialize import tag_to_dict
+from ..serialize import region_to_dict, tag_to_dict
 from ..structures import ImageResult
-from .base import Writer, atomic_write_json
+from ..jsonio import dumps
+from .base import Writer, atomic_open
 from .masks import mask_area
 
 
 @WRITERS.register_module()
 class CocoWriter(Writer):
-    """Writes ``<out>/<filename>`` (COCO JSON with image tags and RLE masks).
+    """Writes ``<out>/<filename>`` (COCO JSON with image tags and RLE masks), streamed: memory does not grow
+    with the number of images.
 
     Args:
         filename: output file name inside the output folder.
-        indent: JSON indent (``None``: compact).
+        indent: JSON indent of the header (``None``: compact); images and annotations are one per line.
     """
 
     def __init__(self, *, filename: str = "coco.json", indent: Optional[int] = None) -> None:
@@ -42,51 +47,69 @@ class CocoWriter(Writer):
             raise ValueError(f"filename must be a plain file name, got {filename!r}")
         self.filename = filename
         self.indent = indent
-        self._results: list[ImageResult] = []
 
-    def _open(self, previous: list[ImageResult]) -> None:
-        self._results = list(previous)
+    def finish(self, results: Callable[[], Iterable[ImageResult]]) -> None:
+        names = self.classes_of(results)
+        cat_id = {n: i + 1 for i, n in enumerate(names)}
+        head = {"info": _info(), "licenses": [],
+                "categories": [{"id": cat_id[n], "name": n, "supercategory": "object"} for n in names]}
+        path = self.out_dir / self.filename
+        with tempfile.TemporaryFile("w+", encoding="utf-8", dir=self.out_dir) as anns, \
+                atomic_open(path, "w") as out:
+            out.write(dumps(head, indent=self.indent)[:-1].rstrip() + ',\n"images": [')
+            n_ann = 0
+            for image_id, r in enumerate(results(), start=1):
+                out.write(("\n" if image_id == 1 else ",\n") + dumps(coco_image(r, image_id)))
+                for ann in coco_annotations(r, image_id, cat_id, first_id=n_ann + 1):
+                    anns.write(("\n" if n_ann == 0 else ",\n") + dumps(ann))
+                    n_ann += 1
+            out.write('\n],\n"annotations": [')
+            anns.seek(0)
+            shutil.copyfileobj(anns, out)
+            out.write("\n]}\n")
+        super().finish(results)
 
-    def write(self, result: ImageResult, image: Optional[np.ndarray] = None) -> None:
-        self._check_open(result)
-        self._results.append(result)
 
-    def _close(self) -> None:
-        atomic_write_json(self.out_dir / self.filename, build_coco(self._results), indent=self.indent)
+def _info() -> dict:
+    return {"description": "openvocab labels", "version": "1.0",
+            "date_created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
-def build_coco(results: list[ImageResult]) -> dict:
-    """The COCO dict of ``results`` (see the module docstring)."""
-    names = sorted({label for r in results for label in r.detections.labels})
+def coco_image(r: ImageResult, image_id: int) -> dict:
+    """The COCO ``images`` entry of one result."""
+    return {"id": image_id, "file_name": r.image.file, "width": int(r.image.width),
+            "height": int(r.image.height), "tags": [tag_to_dict(t) for t in r.tags]}
+
+
+def coco_annotations(r: ImageResult, image_id: int, cat_id: dict, *, first_id: int) -> list[dict]:
+    """The COCO ``annotations`` of one result, ids from ``first_id``."""
+    anns = []
+    dets, regions = r.detections, r.regions
+    for i in range(len(dets)):
+        x1, y1, x2, y2 = (float(v) for v in dets.boxes[i])
+        w, h = x2 - x1, y2 - y1
+        ann = {"id": first_id + i, "image_id": image_id, "category_id": cat_id[dets.labels[i]],
+               "bbox": [x1, y1, w, h], "area": w * h, "score": float(dets.scores[i]), "iscrowd": 0,
+               "tag": dets.labels[i], "phrase": dets.phrases[i]}
+        if regions is not None:
+            region = region_to_dict(regions, i)
+            ann["segmentation"] = region.pop("mask")
+            ann["area"] = float(mask_area(ann["segmentation"]))
+            if "caption" in region:  # not "caption": COCO.loadRes would take the list for caption results
+                region["region_caption"] = region.pop("caption")
+            ann.update(region)
+        anns.append(ann)
+    return anns
+
+
+def build_coco(results: list[ImageResult], classes: Optional[Sequence[str]] = None) -> dict:
+    """The COCO dict of ``results`` in memory (see the module docstring); ``classes``: the category order
+    (default: the labels found, sorted by name)."""
+    names = list(classes or ()) + sorted({l for r in results for l in r.detections.labels} - set(classes or ()))
     cat_id = {n: i + 1 for i, n in enumerate(names)}
     images, anns = [], []
     for image_id, r in enumerate(results, start=1):
-        images.append({"id": image_id, "file_name": r.image.file, "width": int(r.image.width),
-                       "height": int(r.image.height), "tags": [tag_to_dict(t) for t in r.tags]})
-        dets, regions = r.detections, r.regions
-        for i in range(len(dets)):
-            x1, y1, x2, y2 = (float(v) for v in dets.boxes[i])
-            w, h = x2 - x1, y2 - y1
-            ann = {"id": len(anns) + 1, "image_id": image_id, "category_id": cat_id[dets.labels[i]],
-                   "bbox": [x1, y1, w, h], "area": w * h, "score": float(dets.scores[i]), "iscrowd": 0,
-                   "tag": dets.labels[i], "phrase": dets.phrases[i]}
-            if regions is not None:
-                rle = regions.masks[i]
-                counts = rle["counts"]
-                ann["segmentation"] = {"size": [int(rle["size"][0]), int(rle["size"][1])],
-                                       "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
-                ann["area"] = float(mask_area(rle))
-                ann["mask_score"] = float(regions.mask_scores[i])
-                if regions.concepts is not None:
-                    ann["concepts"] = [{"name": c.name, "score": float(c.score)} for c in regions.concepts[i]]
-                if regions.captions is not None:
-                    ann["region_caption"] = regions.captions[i]
-            anns.append(ann)
-    return {
-        "info": {"description": "openvocab labels", "version": "1.0",
-                 "date_created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
-        "licenses": [],
-        "images": images,
-        "annotations": anns,
-        "categories": [{"id": cat_id[n], "name": n, "supercategory": "object"} for n in names],
-    }
+        images.append(coco_image(r, image_id))
+        anns += coco_annotations(r, image_id, cat_id, first_id=len(anns) + 1)
+    return {"info": _info(), "licenses": [], "images": images, "annotations": anns,
+            "categories": [{"id": cat_id[n], "name": n, "supercategory": "object"} for n in names]}

@@ -12,7 +12,7 @@ written again only if missing.
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Callable, Iterable, Optional
 
 import numpy as np
 
@@ -39,6 +39,8 @@ class LabelMeWriter(Writer):
         epsilon: polygon simplification tolerance in pixels (``0``: none).
     """
 
+    per_image = True
+
     def __init__(self, *, subdir: str = "labelme", polygons: bool = True, epsilon: float = 0.0) -> None:
         super().__init__()
         if not subdir:
@@ -53,15 +55,18 @@ class LabelMeWriter(Writer):
     def root(self):
         return self.out_dir / self.subdir
 
-    def _open(self, previous: list[ImageResult]) -> None:
+    def _open(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        for r in previous:  # same names as the earlier run; files it lacks are written
+
+    def finish(self, results: Callable[[], Iterable[ImageResult]]) -> None:
+        for r in results():  # images finished by an earlier run: files it lacks are written
             path = self._path(r)
             if not path.exists():
                 atomic_write_json(path, self.to_dict(r), indent=2)
+        super().finish(results)
 
     def _path(self, result: ImageResult):
-        return self.root / f"{self.namer(result.image.file)}.json"
+        return self.root / f"{self.name_of(result)}.json"
 
     def to_dict(self, result: ImageResult) -> dict:
         """The LabelMe dict of one image."""

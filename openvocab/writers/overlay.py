@@ -6,8 +6,8 @@ on each box (then, if the mask head gave them, a line with its top region concep
 first, in a translucent panel in the top-left corner (drawn under the box labels). Each tag has a
 fixed colour (from a CRC32 of its name), so the same tag looks the same on every image. Pillow's
 default font is used (scalable since Pillow 10.1; the old bitmap font where FreeType is missing).
-The PNG has the input image's size. On resume, overlays of an earlier run's images are not drawn
-again (the writer gets no pixels for them).
+The PNG has the input image's size. On resume, overlays missing for an earlier run's images are
+drawn from the input files read again.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import colorsys
 import functools
 import io
 import zlib
-from typing import Optional
+from typing import Callable, Iterable, Optional
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -62,6 +62,9 @@ class OverlayWriter(Writer):
         compress_level: PNG compression level ``0..9``.
     """
 
+    per_image = True
+    needs_image = True
+
     def __init__(self, *, subdir: str = "vis", mask_alpha: float = 0.45, max_tags: int = 20,
                  font_size: Optional[int] = None, captions: bool = True, concepts: int = 2,
                  compress_level: int = 3) -> None:
@@ -90,10 +93,20 @@ class OverlayWriter(Writer):
     def root(self):
         return self.out_dir / self.subdir
 
-    def _open(self, previous: list[ImageResult]) -> None:
+    def _open(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        for r in previous:
-            self.namer(r.image.file)
+
+    def _path(self, result: ImageResult):
+        return self.root / f"{self.name_of(result)}.png"
+
+    def finish(self, results: Callable[[], Iterable[ImageResult]]) -> None:
+        load = self.context.load_image
+        for r in results():  # images finished by an earlier run: overlays it lacks are drawn, if readable
+            if load is not None and not self._path(r).exists():
+                image = load(r.image.file)
+                if image is not None:
+                    self.write(r, image)
+        super().finish(results)
 
     def render(self, result: ImageResult, image: np.ndarray) -> Image.Image:
         """The overlay of one image (RGB, same size as ``image``)."""
@@ -160,4 +173,4 @@ class OverlayWriter(Writer):
             raise ValueError(f"{result.image.file}: OverlayWriter needs the image pixels")
         buf = io.BytesIO()
         self.render(result, image).save(buf, "PNG", compress_level=self.compress_level)
-        atomic_write_bytes(self.root / f"{self.namer(result.image.file)}.png", buf.getvalue())
+        atomic_write_bytes(self._path(result), buf.getvalue())

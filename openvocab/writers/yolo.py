@@ -4,13 +4,14 @@ Each line is ``class cx cy w h`` normalised to ``[0, 1]`` by the image width/hei
 clipped to the image first; boxes empty after clipping are dropped). With ``segments=True`` and
 masks present, a line is ``class x1 y1 x2 y2 ...`` (normalised polygon of the mask's largest outer
 contour; the box is used when the mask has no contour). Images without detections get an empty
-file. Class ids follow first appearance (an earlier run's results replayed first on resume; their
-label files are written again only if missing, e.g. when ``yolo`` was not asked for before).
+file. Class ids follow the job's class numbering (the vocabulary's order, or the tagger's tag-list
+order), the same as COCO's (minus one); without one, the labels found sorted by name. Label files of
+images finished by an earlier run are written again only if missing (e.g. ``yolo`` newly asked for).
 """
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import Callable, Iterable, Optional
 
 import numpy as np
 
@@ -33,6 +34,8 @@ class YoloWriter(Writer):
         segments: write mask polygons instead of boxes when masks exist.
     """
 
+    per_image = True
+
     def __init__(self, *, subdir: str = "yolo", segments: bool = False) -> None:
         super().__init__()
         if not subdir:
@@ -40,30 +43,25 @@ class YoloWriter(Writer):
         self.subdir = subdir
         self.segments = bool(segments)
         self.classes: dict[str, int] = {}
+        self._written: set[str] = set()
 
     @property
     def root(self):
         return self.out_dir / self.subdir
 
-    def _open(self, previous: list[ImageResult]) -> None:
-        self.classes = {}
+    def _open(self) -> None:
         (self.root / "labels").mkdir(parents=True, exist_ok=True)
-        for r in previous:  # same names and class ids as the earlier run; files it lacks are written
-            lines = self.lines(r)
-            path = self._path(r)
-            if not path.exists():
-                atomic_write_text(path, "".join(line + "\n" for line in lines))
+        known = self.context.classes
+        self.classes = {n: i for i, n in enumerate(known)} if known is not None else {}
+        self._written = set()
 
     def _path(self, result: ImageResult):
-        return self.root / "labels" / f"{self.namer(result.image.file)}.txt"
-
-    def _class_ids(self, result: ImageResult) -> list[int]:
-        return [self.classes.setdefault(label, len(self.classes)) for label in result.detections.labels]
+        return self.root / "labels" / f"{self.name_of(result)}.txt"
 
     def lines(self, result: ImageResult) -> list[str]:
-        """The label lines of one image (updates the class list)."""
+        """The label lines of one image (a label outside the class list is appended to it)."""
         w, h = float(result.image.width), float(result.image.height)
-        ids = self._class_ids(result)
+        ids = [self.classes.setdefault(label, len(self.classes)) for label in result.detections.labels]
         dets, regions = result.detections, result.regions
         out = []
         for i, cid in enumerate(ids):
@@ -82,15 +80,33 @@ class YoloWriter(Writer):
             out.append(" ".join([str(cid), _fmt(cx), _fmt(cy), _fmt(bw), _fmt(bh)]))
         return out
 
+    def _write(self, result: ImageResult) -> None:
+        atomic_write_text(self._path(result), "".join(line + "\n" for line in self.lines(result)))
+        self._written.add(result.image.file)
+
     def write(self, result: ImageResult, image: Optional[np.ndarray] = None) -> None:
         self._check_open(result)
-        lines = self.lines(result)
-        atomic_write_text(self._path(result), "".join(line + "\n" for line in lines))
+        if self.context.classes is None:  # ids are known only once every label is: written by finish()
+            self._kept.append(result)
+            return
+        self._write(result)
 
-    def _close(self) -> None:
+    def finish(self, results: Callable[[], Iterable[ImageResult]]) -> None:
+        if self.context.classes is None:
+            self.classes = {n: i for i, n in enumerate(self.classes_of(results))}
+        for r in results():  # images finished by an earlier run, or waiting for their class ids
+            if r.image.file not in self._written and (self.context.classes is None or not self._path(r).exists()):
+                self._write(r)
         names = sorted(self.classes, key=self.classes.get)
         text = ["# YOLO dataset written by openvocab; label files are in labels/ (one per input image).",
                 f"path: {json.dumps(str(self.root.resolve()), ensure_ascii=False)}",
                 f"nc: {len(names)}", "names:" if names else "names: {}"]
         text += [f"  {i}: {json.dumps(n, ensure_ascii=False)}" for i, n in enumerate(names)]
         atomic_write_text(self.root / "data.yaml", "\n".join(text) + "\n")
+        super().finish(results)
+
+    def close(self) -> None:
+        if self.out_dir is not None and not self._closed and not self._finished:
+            kept = self._kept
+            self.finish(lambda: iter(kept))
+        super().close()

@@ -47,8 +47,15 @@ def preprocess(images: Sequence[np.ndarray], *, image_size: int,
     normalised ``float32 [B, 3, S, S]`` (CPU)."""
     if len(images) == 0:
         raise ValueError("no images to preprocess")
-    batch = np.stack([resize_uint8(im, image_size) for im in images])
-    x = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div(255)
+    return normalize([resize_uint8(im, image_size) for im in images], mean=mean, std=std)
+
+
+def normalize(resized: Sequence[np.ndarray], *, mean: Sequence[float] = IMAGENET_MEAN,
+              std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
+    """:func:`resize_uint8` outputs ``uint8 [S, S, 3]`` -> normalised ``float32 [B, 3, S, S]`` (CPU)."""
+    if len(resized) == 0:
+        raise ValueError("no images to preprocess")
+    x = torch.from_numpy(np.stack(resized)).permute(0, 3, 1, 2).float().div(255)
     m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
     return x.sub(m).div(s)

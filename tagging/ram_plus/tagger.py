@@ -17,7 +17,7 @@ from openvocab.structures import Tag, Tags, TagSource
 from .convert import convert_state_dict
 from .model import RAMPlus, build_ram_plus_swin_l, build_ram_plus_tiny
 from .openset import load_openset_embeddings
-from .preprocess import IMAGENET_MEAN, IMAGENET_STD, preprocess
+from .preprocess import IMAGENET_MEAN, IMAGENET_STD, normalize, preprocess, resize_uint8
 from .tag_lists import DEFAULT_THRESHOLD, TagList, custom_tag_list, official_tag_list
 from .weights import CHECKPOINTS
 
@@ -206,18 +206,38 @@ class RAMPlusTagger(Tagger):
             raise RuntimeError("call setup() first")
         return self.model.image_size
 
-    def logits(self, images: Sequence[np.ndarray]) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
-        """``(closed [B, C], open [B, K])`` float32 CPU logits; ``None`` for a group not in use."""
+    @property
+    def class_names(self) -> Optional[list[str]]:
+        """The closed-set tags (in tag-list order, unless ``openset_mode='replace'``), then the open-set tags;
+        ``None`` before :meth:`setup`."""
+        if self.closed is None:
+            return None
+        closed = list(self.closed.names) if self.openset_mode == "add" else []
+        return closed + [n for n in self.open_names if n not in set(closed)]
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """The official resize of one image, ``uint8 [S, S, 3]`` (loader workers run it)."""
+        return resize_uint8(image, self.image_size)
+
+    def logits(self, images: Sequence[np.ndarray], prepared: Optional[Sequence[np.ndarray]] = None
+               ) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """``(closed [B, C], open [B, K])`` float32 CPU logits; ``None`` for a group not in use.
+
+        ``prepared``: :meth:`prepare` of each image, when already computed."""
         if self.model is None:  # the pipeline calls setup(); stand-alone use defaults to the CPU
             self.setup("cpu")
-        return self._logits(images)
+        return self._logits(images, prepared)
 
     @torch.inference_mode()
-    def _logits(self, images: Sequence[np.ndarray]) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+    def _logits(self, images: Sequence[np.ndarray], prepared: Optional[Sequence[np.ndarray]] = None
+                ) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
         closed, opened = [], []
         for start in range(0, len(images), self.batch_size):
-            chunk = images[start:start + self.batch_size]
-            x = preprocess(chunk, image_size=self.model.image_size, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+            if prepared is not None:
+                x = normalize(prepared[start:start + self.batch_size], mean=IMAGENET_MEAN, std=IMAGENET_STD)
+            else:
+                x = preprocess(images[start:start + self.batch_size], image_size=self.model.image_size,
+                               mean=IMAGENET_MEAN, std=IMAGENET_STD)
             emb = self.model.encode_image(x.to(self.device))
             if self.openset_mode == "add":
                 closed.append(self.model.tag_logits(emb).float().cpu())
@@ -225,11 +245,11 @@ class RAMPlusTagger(Tagger):
                 opened.append(self.model.tag_logits(emb, self._open_embed, self._open_d).float().cpu())
         return (torch.cat(closed) if closed else None), (torch.cat(opened) if opened else None)
 
-    def tag(self, images: Sequence[np.ndarray]) -> list[Tags]:
+    def tag(self, images: Sequence[np.ndarray], prepared: Optional[Sequence[np.ndarray]] = None) -> list[Tags]:
         """One :class:`Tags` per image (highest score first): tags whose probability exceeds their threshold."""
         if len(images) == 0:
             return []
-        closed_logits, open_logits = self.logits(images)
+        closed_logits, open_logits = self.logits(images, prepared)
         per_image: list[list[Tag]] = [[] for _ in images]
         if closed_logits is not None:
             probs = torch.sigmoid(closed_logits).numpy()

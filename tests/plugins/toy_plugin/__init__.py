@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import os
 import time
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
 from openvocab import hub
+from openvocab.prompt import PromptChunker
 from openvocab.registry import DETECTORS, MASK_HEADS, TAGGERS
 from openvocab.stages import Detector, MaskHead, Tagger
 from openvocab.structures import Detections, Regions, Tag, Tags, TagSource
@@ -28,10 +30,12 @@ class BrightnessTagger(Tagger):
     """Tags 'bright' (non-boxable attribute) and 'box' by image brightness; 'dark' otherwise."""
 
     def __init__(self, *, threshold: float = 127.0, delay: float = 0.0,
-                 checkpoint: Optional[str] = None) -> None:
+                 checkpoint: Optional[str] = None, die_on_width: Optional[int] = None,
+                 die_marker: Optional[str] = None) -> None:
         self.threshold = threshold
         self.delay = delay
         self.checkpoint = checkpoint
+        self.die_on_width, self.die_marker = die_on_width, die_marker  # a worker that dies once, mid-batch
         self.device = None
 
     def setup(self, device: str = "cpu") -> None:
@@ -42,6 +46,9 @@ class BrightnessTagger(Tagger):
     def tag(self, images: Sequence[np.ndarray]) -> list[Tags]:
         out = []
         for img in images:
+            if self.die_on_width == img.shape[1] and not os.path.exists(self.die_marker):
+                open(self.die_marker, "w").close()
+                os._exit(1)  # the process dies as a crash or an OOM kill would
             time.sleep(self.delay)
             m = float(img.mean())
             if m > self.threshold:
@@ -54,16 +61,13 @@ class BrightnessTagger(Tagger):
 
 @DETECTORS.register_module()
 class CentreBoxDetector(Detector):
-    """One box per prompt tag: the central half of the image, score 0.5 + 0.1 * tag index."""
-
-    max_text_tokens = 16
+    """One box per tag: the central half of the image, score 0.5 + 0.1 * tag index. Like a text-prompted
+    model it runs long vocabularies in chunks (openvocab's shared PromptChunker, a 16-"token" limit)."""
 
     def __init__(self, *, fail_on_width: Optional[int] = None) -> None:
         self.fail_on_width = fail_on_width
         self.calls: list[list[str]] = []
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split()) + 2
+        self.chunker = PromptChunker(count_tokens=lambda text: len(text.split()) + 2, max_tokens=16)
 
     def detect_text(self, images, texts):
         out = []
@@ -72,18 +76,19 @@ class CentreBoxDetector(Detector):
             out.append(Detections(boxes=[[0, 0, w, h]], scores=[0.75], labels=(text,), phrases=(text,)))
         return out
 
-    def detect(self, images, prompts):
+    def detect(self, images, tag_names, prepared=None):
         out = []
-        for img, chunks in zip(images, prompts):
+        for img, names in zip(images, tag_names):
             if self.fail_on_width is not None and img.shape[1] == self.fail_on_width:
                 raise RuntimeError("toy detector failure")
             h, w = img.shape[:2]
-            names = [n for p in chunks for n in p.names]
+            chunks = self.chunker(names)
             self.calls.append([p.caption for p in chunks])
-            boxes = np.array([[w / 4, h / 4, 3 * w / 4, 3 * h / 4]] * len(names), np.float32)
-            scores = 0.5 + 0.1 * np.arange(len(names), dtype=np.float32)
+            labels = [label for p in chunks for label in p.labels]
+            boxes = np.array([[w / 4, h / 4, 3 * w / 4, 3 * h / 4]] * len(labels), np.float32)
+            scores = 0.5 + 0.1 * np.arange(len(labels), dtype=np.float32)
             out.append(Detections(boxes=boxes.reshape(-1, 4), scores=np.minimum(scores, 1.0),
-                                  labels=tuple(names)))
+                                  labels=tuple(labels)))
         return out
 
 

@@ -1,0 +1,289 @@
+"""A labeling job over many images: inputs, the output folder's lock and record, an engine, and the outputs.
+
+Layout of ``OUT``: ``coco.json``, ``labels.jsonl``, ``failures.jsonl``, ``yolo/``, ``labelme/``, ``vis/``
+and ``.openvocab/`` (``state.sqlite``: the durable record of finished images, keyed by resolved absolute
+path; ``lock``: held while a job runs). The engine (local threads, or Ray) feeds finished images to the
+writer thread, which writes per-image files and records each image; when the engine is done, the
+aggregate outputs are rendered from the record in input order. So an interrupted job (``kill -9``
+included) resumed with ``--resume`` — from another folder, with relative paths, or with fewer inputs —
+writes the same files as one uninterrupted run over the same inputs, and never loses a finished image.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+
+from .. import __version__, hub
+from ..images import ImageLoadError, load_image
+from ..inputs import InputItem, InputProblem, collect_inputs
+from ..jsonio import encode_line
+from ..pipeline import Pipeline
+from ..registry import WRITERS
+from ..serialize import result_from_dict
+from ..structures import ImageResult
+from ..writers.base import Writer, WriterContext, atomic_open
+from .fingerprint import describe_changes, job_fingerprint
+from .loader import default_workers
+from .lock import OutputLock
+from .sink import ResultSink
+from .state import STATE_DIR, JobState
+
+log = logging.getLogger("openvocab")
+
+#: ``--formats`` name -> registered writer type.
+FORMATS = {"coco": "CocoWriter", "jsonl": "JsonlWriter", "yolo": "YoloWriter",
+           "labelme": "LabelMeWriter", "vis": "OverlayWriter"}
+ENGINES = ("local", "ray")
+
+
+class JobError(RuntimeError):
+    """The job cannot start or go on (used output folder, resume of another job...): one line, no traceback."""
+
+
+@dataclass
+class JobSummary:
+    """What a job did. ``exit_code`` is 1 when some inputs failed, else 0.
+
+    Attributes:
+        total: inputs of this run (images found + inputs that gave none).
+        labeled: images labeled by this run; skipped: already done by an earlier run.
+        failed: ``{"file", "error"}`` of each input that is neither labeled nor done.
+        kept: finished images in the record that are not inputs of this run (kept, not in the outputs).
+    """
+
+    total: int = 0
+    labeled: int = 0
+    skipped: int = 0
+    failed: list[dict] = field(default_factory=list)
+    kept: int = 0
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """``--engine ray`` settings (see :mod:`openvocab.engine.ray_engine`)."""
+
+    address: Optional[str] = None
+    num_workers: int = 1
+    gpus_per_worker: float = 0.0
+    cpus_per_worker: float = 1.0
+
+
+def parse_formats(formats: str | Sequence[str]) -> list[str]:
+    items = [f.strip().lower() for f in (formats.split(",") if isinstance(formats, str) else formats)]
+    items = [f for f in items if f]
+    bad = [f for f in items if f not in FORMATS]
+    if bad:
+        raise ValueError(f"Unknown output format(s) {bad}; choose from {', '.join(FORMATS)}")
+    if not items:
+        raise ValueError(f"No output format given; choose from {', '.join(FORMATS)}")
+    return list(dict.fromkeys(items))
+
+
+def run_job(pipeline: Pipeline, inputs: Sequence[str], out_dir: str | Path, *,
+            formats: Sequence[str] = ("coco", "jsonl"), vis: bool = False, batch_size: int = 1,
+            workers: Optional[int] = None, resume: bool = False, overwrite: bool = False,
+            max_pixels: Optional[int] = None, progress: bool = True, engine: str = "local",
+            ray: Optional[RayOptions] = None, writer_options: Optional[Mapping[str, dict]] = None) -> JobSummary:
+    """Label every image of ``inputs`` (files, folders, globs, .txt lists) into ``out_dir``.
+
+    Args:
+        formats / vis: outputs (``--formats``, ``--vis``); writer_options: keyword arguments per format name.
+        batch_size: images per pipeline call; workers: loader threads (``None``: one per CPU, ``0``: none,
+            one image at a time with no overlap).
+        resume: continue the job recorded in ``out_dir``; overwrite: start over in a used folder.
+        engine: ``"local"`` or ``"ray"`` (``ray``: :class:`RayOptions`).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite exclude each other")
+    workers = default_workers() if workers is None else workers
+    if workers < 0:
+        raise ValueError(f"workers must be >= 0, got {workers}")
+    names = parse_formats(list(formats) + (["vis"] if vis else []))
+    start = time.monotonic()
+    out = _output_folder(out_dir)
+    with OutputLock(out):
+        state = JobState(out)
+        try:
+            return _run(pipeline, inputs, out, state, names=names, batch_size=batch_size, workers=workers,
+                        resume=resume, overwrite=overwrite, max_pixels=max_pixels, progress=progress,
+                        engine=engine, ray=ray or RayOptions(), writer_options=dict(writer_options or {}),
+                        start=start)
+        finally:
+            state.close()
+
+
+def _output_folder(out_dir: str | Path) -> Path:
+    out = Path(out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise JobError(f"--out {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / STATE_DIR
+        probe.mkdir(exist_ok=True)
+    except OSError as e:
+        raise JobError(f"cannot create the output folder {out}: {e.strerror or e}") from None
+    return out.resolve()
+
+
+def _run(pipeline: Pipeline, inputs: Sequence[str], out: Path, state: JobState, *, names: list[str],
+         batch_size: int, workers: int, resume: bool, overwrite: bool, max_pixels: Optional[int], progress: bool,
+         engine: str, ray: RayOptions, writer_options: dict, start: float) -> JobSummary:
+    from tqdm import tqdm
+
+    items, problems = collect_inputs(list(inputs), exclude=[out])
+    with hub.recording() as files:
+        pipeline.setup()  # a missing checkpoint stops the job here, before any output is touched
+    fingerprint = job_fingerprint(stages=pipeline.stage_configs, vocabulary=pipeline.vocabulary,
+                                  precision=pipeline.precision, clip_boxes=pipeline.clip_boxes, files=files)
+    meta = _check_reuse(state, out, fingerprint, resume=resume, overwrite=overwrite)
+    classes = meta.get("classes") if resume and "classes" in meta else pipeline.class_names()
+    state.set_meta({"fingerprint": fingerprint, "classes": classes, "openvocab_version": __version__,
+                    "created": meta.get("created", time.time()), "updated": time.time()})
+    done = state.done_keys(i.key for i in items)
+    todo = [i for i in items if i.key not in done]
+    summary = JobSummary(total=len(items) + len(problems), skipped=len(items) - len(todo),
+                         kept=max(0, state.count() - len(done)))
+    if summary.kept:
+        log.warning("%d finished images in %s are not inputs of this run: kept in the record, left out of the "
+                    "outputs (run with them to include them)", summary.kept, out)
+    writers = _open_writers(names, out, writer_options, WriterContext(
+        classes=None if classes is None else tuple(classes), names={i.file: i.name for i in items},
+        load_image=_reload))
+    failures_path = out / "failures.jsonl"
+    failures_path.write_bytes(b"")
+    bar = tqdm(total=len(todo) + len(problems), unit="img", desc="labeling", disable=not progress,
+               dynamic_ncols=True, smoothing=0.1)
+    sink = ResultSink(state, [w for w in writers if w.per_image], failures_path, threaded=workers > 0 or engine == "ray",
+                      progress=bar, reload=_reload)
+    finished = False
+    try:
+        for p in problems:
+            sink.failure(p, p.reason)
+        _engine(engine)(pipeline, todo, sink, batch_size=batch_size, workers=workers, max_pixels=max_pixels,
+                        ray=ray)
+        finished = True
+    finally:
+        try:
+            sink.close()
+        finally:
+            bar.close()
+            if finished or _interrupted():
+                _finish(writers, state, items, problems, failures_path)
+    summary.labeled = sink.counts.labeled
+    summary.failed = _failures(state, items, problems)
+    summary.seconds = time.monotonic() - start
+    return summary
+
+
+def _check_reuse(state: JobState, out: Path, fingerprint: dict, *, resume: bool, overwrite: bool) -> dict:
+    meta = state.meta()
+    used = state.count() > 0
+    if used and overwrite:
+        backup = state.reset()
+        log.warning("--overwrite: starting over in %s (the old record is kept as %s)", out, backup)
+        return {}
+    if used and not resume:
+        raise JobError(f"{out} already holds {state.count()} labeled images of an earlier job: add --resume to "
+                       "continue it, --overwrite to start over, or choose another --out")
+    if resume and "fingerprint" in meta:
+        changes = describe_changes(meta["fingerprint"], fingerprint)
+        if changes:
+            raise JobError(f"cannot resume {out}: this job differs from the one that wrote it:\n  - "
+                           + "\n  - ".join(changes)
+                           + "\n  Resume with the original settings, or use --overwrite to start over.")
+    return meta
+
+
+def _open_writers(names: list[str], out: Path, options: dict, context: WriterContext) -> list[Writer]:
+    writers = []
+    for n in names:
+        opts = dict(options.get(n) or {})
+        try:
+            w = WRITERS.build(dict(type=FORMATS[n], **opts))
+        except (TypeError, ValueError, KeyError) as e:
+            raise JobError(f"writer {n!r}: bad options {opts} ({e})") from None
+        w.open(out, context=context)
+        writers.append(w)
+    return writers
+
+
+def _engine(name: str) -> Callable:
+    if name == "ray":
+        from .ray_engine import run_ray
+
+        return run_ray
+
+    def local(pipeline, todo, sink, *, batch_size, workers, max_pixels, ray):
+        from .local import run_local
+
+        run_local(pipeline, todo, sink, batch_size=batch_size, workers=workers, max_pixels=max_pixels)
+
+    return local
+
+
+def _reload(file: str):
+    try:
+        return load_image(file)[0]
+    except ImageLoadError:
+        return None
+
+
+def _interrupted() -> bool:
+    import sys
+
+    exc = sys.exc_info()[1]
+    return isinstance(exc, KeyboardInterrupt)
+
+
+def recorded_results(state: JobState, items: Sequence[InputItem]) -> Callable[[], Iterator[ImageResult]]:
+    """The finished results of ``items`` in input order, read from the record (each time it is called)."""
+    def results() -> Iterator[ImageResult]:
+        for item in items:
+            text = state.result_json(item.key)
+            if text is None:
+                continue
+            r = result_from_dict(_loads(text))
+            if r.image.file != item.file:  # recorded under another spelling of the same file
+                r = dataclasses.replace(r, image=dataclasses.replace(r.image, file=item.file))
+            yield r
+    return results
+
+
+def _loads(text: str) -> Any:
+    import json
+
+    return json.loads(text)
+
+
+def _finish(writers: list[Writer], state: JobState, items: Sequence[InputItem], problems: Sequence[InputProblem],
+            failures_path: Path) -> None:
+    results = recorded_results(state, items)
+    for w in writers:
+        w.finish(results)
+        w.close()
+    with atomic_open(failures_path, "wb") as f:
+        for rec in _failures(state, items, problems):
+            f.write(encode_line(rec))
+
+
+def _failures(state: JobState, items: Sequence[InputItem], problems: Sequence[InputProblem]) -> list[dict]:
+    """This run's failures in input order: inputs that gave no image, then images not done with their error."""
+    out = [{"file": str(p), "error": p.reason} for p in problems]
+    for item in items:
+        err = state.failure(item.key)
+        if err is not None and state.result_json(item.key) is None:
+            out.append({"file": item.file, "error": err})
+    return out
