@@ -37,6 +37,25 @@ def _build(registry, cfg: Any):
     return registry.build(dict(cfg))
 
 
+def check_device(device: str) -> str:
+    """``device`` if torch knows it and this machine has it; ``ValueError`` with one line otherwise."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: CUDA is not available here (no GPU, or a CPU-only torch); "
+                             "use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r}: MPS is not available here; use --device cpu")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unsupported device {device!r}; use cpu, cuda, cuda:N or mps")
+    return device
+
+
 def parse_vocabulary(text: str | Sequence[str]) -> list[str]:
     """``"cat, dog . fire hydrant"`` -> ``["cat", "dog", "fire hydrant"]`` (order kept, duplicates dropped).
 
@@ -84,6 +103,7 @@ class Pipeline:
                  precision: str = "fp32", clip_boxes: bool = True, prompt_builder: Any = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        check_device(device)
         if prompt_builder is not None:
             boxable_filter = _from_old_prompt_builder(prompt_builder, boxable_filter)
         #: what each stage was built from (config dicts; ``{"type": class name}`` for a given instance): a job's

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from ..writers.base import Writer, WriterContext, atomic_open
 from .fingerprint import describe_changes, job_fingerprint
 from .loader import default_workers
 from .lock import OutputLock
-from .sink import ResultSink
+from .sink import OutputError, ResultSink
 from .state import STATE_DIR, JobState
 
 log = logging.getLogger("openvocab")
@@ -131,10 +132,11 @@ def _output_folder(out_dir: str | Path) -> Path:
         raise JobError(f"--out {out} is a file, not a folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / STATE_DIR
-        probe.mkdir(exist_ok=True)
+        (out / STATE_DIR).mkdir(exist_ok=True)
+        with tempfile.TemporaryFile(dir=out / STATE_DIR):
+            pass
     except OSError as e:
-        raise JobError(f"cannot create the output folder {out}: {e.strerror or e}") from None
+        raise JobError(f"cannot write in the output folder {out}: {e.strerror or e}") from None
     return out.resolve()
 
 
@@ -161,7 +163,7 @@ def _run(pipeline: Pipeline, inputs: Sequence[str], out: Path, state: JobState, 
                     "outputs (run with them to include them)", summary.kept, out)
     writers = _open_writers(names, out, writer_options, WriterContext(
         classes=None if classes is None else tuple(classes), names={i.file: i.name for i in items},
-        load_image=_reload))
+        load_image=_reload, replay=True))
     failures_path = out / "failures.jsonl"
     failures_path.write_bytes(b"")
     bar = tqdm(total=len(todo) + len(problems), unit="img", desc="labeling", disable=not progress,
@@ -178,6 +180,9 @@ def _run(pipeline: Pipeline, inputs: Sequence[str], out: Path, state: JobState, 
     finally:
         try:
             sink.close()
+        except BaseException:
+            finished = False  # the writer side failed: outputs are not rendered from a half-written state
+            raise
         finally:
             bar.close()
             if finished or _interrupted():
@@ -271,12 +276,17 @@ def _loads(text: str) -> Any:
 def _finish(writers: list[Writer], state: JobState, items: Sequence[InputItem], problems: Sequence[InputProblem],
             failures_path: Path) -> None:
     results = recorded_results(state, items)
-    for w in writers:
-        w.finish(results)
-        w.close()
-    with atomic_open(failures_path, "wb") as f:
-        for rec in _failures(state, items, problems):
-            f.write(encode_line(rec))
+    try:
+        for w in writers:
+            w.finish(results)
+            w.close()
+        with atomic_open(failures_path, "wb") as f:
+            for rec in _failures(state, items, problems):
+                f.write(encode_line(rec))
+    except OSError as e:
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        raise OutputError(f"cannot write the outputs: {e.strerror or e}{where}; every finished image is kept in "
+                          f"{state.path}: free space and rerun with --resume") from None
 
 
 def _failures(state: JobState, items: Sequence[InputItem], problems: Sequence[InputProblem]) -> list[dict]:

@@ -89,9 +89,11 @@ class OutputNamer:
 
     The first file with a given stem (compared case-insensitively) keeps it (``x.jpg -> x``); a
     later, different file with the same stem gets ``<stem>-<8 hex digits of sha1(path)>``, which
-    depends only on its path. A resumed job replays ``previous`` first, so names given by the
-    earlier run are given again.
+    depends only on its path. A job names all its inputs up front, in input order. A stem longer
+    than :attr:`MAX_STEM_BYTES` (file names are at most 255 bytes) is cut and given the hash.
     """
+
+    MAX_STEM_BYTES = 160
 
     def __init__(self) -> None:
         self._by_file: dict[str, str] = {}
@@ -101,6 +103,10 @@ class OutputNamer:
         if file in self._by_file:
             return self._by_file[file]
         stem = Path(file).stem or "image"
+        raw = os.fsencode(stem)
+        if len(raw) > self.MAX_STEM_BYTES:
+            short = os.fsdecode(raw[:self.MAX_STEM_BYTES])
+            stem = f"{short}-{hashlib.sha1(file.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
         name = stem
         if name.lower() in self._taken:
             name = f"{stem}-{hashlib.sha1(file.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
@@ -124,11 +130,14 @@ class WriterContext:
             :class:`OutputNamer`).
         load_image: reads an input's pixels again, for a per-image writer that needs them for an image
             finished by an earlier run (``None``: such files are not drawn).
+        replay: :meth:`Writer.finish` will be given every result (a job, from its record), so a writer never
+            needs to keep results in memory.
     """
 
     classes: Optional[tuple[str, ...]] = None
     names: Optional[Mapping[str, str]] = None
     load_image: Optional[Callable[[str], Optional[np.ndarray]]] = None
+    replay: bool = False
 
 
 class Writer:

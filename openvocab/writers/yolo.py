@@ -87,7 +87,8 @@ class YoloWriter(Writer):
     def write(self, result: ImageResult, image: Optional[np.ndarray] = None) -> None:
         self._check_open(result)
         if self.context.classes is None:  # ids are known only once every label is: written by finish()
-            self._kept.append(result)
+            if not self.context.replay:
+                self._kept.append(result)
             return
         self._write(result)
 
