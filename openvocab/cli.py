@@ -19,12 +19,10 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from .errors import RunError, UserError  # noqa: F401  (UserError: imported from here by commands)
+
 REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DEFAULT_CONFIG = "full_pipeline"
-
-
-class UserError(Exception):
-    """A problem the user can fix; printed as one message, no traceback."""
 
 
 def resolve_config(name: str) -> Path:
@@ -147,6 +145,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (UserError, MissingFileError, CheckpointError) as e:
         print(f"openvocab {args.command}: {e}", file=sys.stderr)
         return 2
+    except RunError as e:
+        print(f"openvocab {args.command}: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted (resume with --resume)", file=sys.stderr)
         return 130
