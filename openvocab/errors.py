@@ -8,6 +8,8 @@
 """
 from __future__ import annotations
 
+import argparse
+
 
 class UserError(Exception):
     """A problem the user can fix; printed as one message, no traceback (exit status 2)."""
@@ -15,3 +17,11 @@ class UserError(Exception):
 
 class RunError(RuntimeError):
     """A failure while running; printed as one message, no traceback (exit status 1)."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose usage errors are one line, ``PROG: MESSAGE (see PROG --help)``,
+    with exit status 2 (argparse prints the whole usage text first). Sub-parsers inherit the class."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
