@@ -44,9 +44,15 @@ def load_config(name: str, options: Optional[Sequence[str]] = None):
     except Exception as e:
         raise UserError(f"{path}: invalid config ({type(e).__name__}: {e})") from None
     if options:
+        for opt in options:
+            if "=" not in opt or not opt.split("=", 1)[0].strip():
+                raise UserError(f"--cfg-options {opt!r}: expected KEY=VALUE, e.g. detector.box_threshold=0.3")
         parser = argparse.ArgumentParser()
         parser.add_argument("--o", nargs="+", action=DictAction)
-        cfg.merge_from_dict(parser.parse_args(["--o", *options]).o)
+        try:
+            cfg.merge_from_dict(parser.parse_args(["--o", *options]).o)
+        except Exception as e:  # DictAction's asserts on unbalanced brackets, a key through a non-dict entry
+            raise UserError(f"--cfg-options {' '.join(options)}: {type(e).__name__}: {e}") from None
     return cfg
 
 
