@@ -5,6 +5,8 @@
 * :class:`RunError`: a correct request failed while running (a service that does not answer, a disk
   that refuses a write); exit status 1. Plugins subclass it for their own failures (e.g. the tag
   describer's ``BackendError``).
+
+:class:`ArgumentParser` makes argparse's own usage errors one line too (exit status 2).
 """
 from __future__ import annotations
 

@@ -137,7 +137,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"openvocab eval: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # an input that cannot be read (permissions, a folder named as a file ...)
-        print(f"openvocab eval: {e.filename or ''}: cannot read ({e.strerror or e})", file=sys.stderr)
+        print(f"openvocab eval: {e.filename or 'an input'}: cannot read ({e.strerror or e})", file=sys.stderr)
         return 2
     try:
         paths = write_run(args.out, metrics)

@@ -12,7 +12,6 @@ import socket
 import threading
 import urllib.error
 import urllib.request
-from typing import Optional
 
 
 class _Deadline:
@@ -92,7 +91,6 @@ def post_with_deadline(url: str, body: bytes, headers: dict[str, str], *, deadli
     watch = _Deadline(deadline)
     opener = urllib.request.build_opener(_HTTPHandler(watch), _HTTPSHandler(watch))
     req = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    status: Optional[int] = None
     try:
         try:
             with opener.open(req, timeout=deadline) as resp:
