@@ -19,12 +19,10 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from .errors import ArgumentParser, RunError, UserError  # noqa: F401  (UserError: imported from here by commands)
+
 REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DEFAULT_CONFIG = "full_pipeline"
-
-
-class UserError(Exception):
-    """A problem the user can fix; printed as one message, no traceback."""
 
 
 def resolve_config(name: str) -> Path:
@@ -46,9 +44,15 @@ def load_config(name: str, options: Optional[Sequence[str]] = None):
     except Exception as e:
         raise UserError(f"{path}: invalid config ({type(e).__name__}: {e})") from None
     if options:
+        for opt in options:
+            if "=" not in opt or not opt.split("=", 1)[0].strip():
+                raise UserError(f"--cfg-options {opt!r}: expected KEY=VALUE, e.g. detector.box_threshold=0.3")
         parser = argparse.ArgumentParser()
         parser.add_argument("--o", nargs="+", action=DictAction)
-        cfg.merge_from_dict(parser.parse_args(["--o", *options]).o)
+        try:
+            cfg.merge_from_dict(parser.parse_args(["--o", *options]).o)
+        except Exception as e:  # DictAction's asserts on unbalanced brackets, a key through a non-dict entry
+            raise UserError(f"--cfg-options {' '.join(options)}: {type(e).__name__}: {e}") from None
     return cfg
 
 
@@ -82,7 +86,7 @@ def _common(p: argparse.ArgumentParser, default_config: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="openvocab", description=__doc__,
+    parser = ArgumentParser(prog="openvocab", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -170,16 +174,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     from . import commands
     from .checkpoint import CheckpointError
-    from .engine import JobError, OutputError, OutputLockedError, StateError
     from .hub import MissingFileError, set_checkpoint_dirs
 
     set_checkpoint_dirs(getattr(args, "checkpoint_dir", []) or [])
     try:
         return getattr(commands, args.command.replace("-", "_"))(args)
-    except (UserError, MissingFileError, CheckpointError, JobError) as e:
+    except (UserError, MissingFileError, CheckpointError) as e:
         print(f"openvocab {args.command}: {e}", file=sys.stderr)
         return 2
-    except (OutputLockedError, OutputError, StateError) as e:
+    except RunError as e:  # the engine's lock, output and record errors too
         print(f"openvocab {args.command}: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

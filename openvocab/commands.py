@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .cli import UserError, load_config
+from .errors import RunError
 
 
 def _pipeline(args: argparse.Namespace, *, vocabulary=None, need=(), without=()):
@@ -75,8 +76,10 @@ def _tag_text(t) -> str:
 
 
 def tag(args: argparse.Namespace) -> int:
+    from .engine import setup_pipeline
+
     _, pipe = _pipeline(args, need=("tagger",), without=("detector", "mask_head"))
-    pipe.setup()
+    setup_pipeline(pipe)
     failed = 0
     for f, img, info in _each_image(args.inputs):
         if img is None:
@@ -97,11 +100,12 @@ def detect(args: argparse.Namespace) -> int:
     import torch
 
     from .boxes import clip_detections
+    from .engine import setup_pipeline
 
     # free-text grounding needs the detector only: no tagger, no mask head is built or downloaded
     _, pipe = _pipeline(args, vocabulary="object", need=("detector",),
                         without=("tagger", "boxable_filter", "mask_head"))
-    pipe.setup()
+    setup_pipeline(pipe)
     failed = 0
     for f, img, info in _each_image(args.inputs):
         if img is None:
@@ -133,11 +137,9 @@ def _tool(args: argparse.Namespace, key: str):
 
 
 def describe_tags(args: argparse.Namespace) -> int:
-    from .writers.base import atomic_write_text
-
     _, describer = _tool(args, "describer")
-    out = describer.describe(args.tags)
-    atomic_write_text(args.out, json.dumps([{t: d} for t, d in out.items()], indent=1, ensure_ascii=False))
+    out = describer.describe(args.tags)  # a backend failure is a RunError (one line, exit 1)
+    _write_text(args.out, json.dumps([{t: d} for t, d in out.items()], indent=1, ensure_ascii=False))
     print(f"described {len(out)} tags -> {args.out}", file=sys.stderr)
     return 0
 
@@ -157,40 +159,61 @@ def embed_tags(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_captions(path: Path) -> list[tuple[str, str]]:
-    rows = []
+def _read_captions(path: Path) -> tuple[list[tuple[str, str]], list[int]]:
+    """``(rows, bad_lines)``: ``(file, caption)`` per usable line, and the numbers of the lines that are
+    not valid UTF-8 (left out; the caller reports them after writing the rest)."""
+    rows, bad = [], []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        data = path.read_bytes()
     except OSError as e:
-        raise UserError(f"{path}: {e}") from None
-    for i, line in enumerate(lines, 1):
+        raise UserError(f"{path}: {e.strerror or e}") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]  # a UTF-8 byte-order mark
+    for i, raw in enumerate(data.splitlines(), 1):  # \n, \r\n and \r, as editors number lines
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            bad.append(i)
+            continue
         if not line.strip():
             continue
         if line.lstrip().startswith("{"):
             try:
                 obj = json.loads(line)
                 rows.append((str(obj.get("file", obj.get("image", i))), str(obj["caption"])))
-            except (ValueError, KeyError) as e:
-                raise UserError(f"{path}:{i}: bad JSON line ({e})") from None
+            except (ValueError, KeyError, AttributeError) as e:
+                raise UserError(f"{path}:{i}: bad JSON line ({type(e).__name__}: {e})") from None
         elif "\t" in line:
             rows.append(tuple(line.split("\t", 1)))
         else:
             rows.append((str(i), line))
-    return rows
+    return rows, bad
+
+
+def _write_text(path: str, text: str) -> None:
+    from .writers.base import atomic_write_text
+
+    try:
+        atomic_write_text(path, text)
+    except OSError as e:
+        raise RunError(f"{path}: cannot write ({e.strerror or e})") from None
 
 
 def parse_captions(args: argparse.Namespace) -> int:
-    from .writers.base import atomic_write_text
-
     if not Path(args.tags).is_file():
         raise UserError(f"{args.tags}: tag list not found")
     args.cfg_options = list(args.cfg_options or []) + [f"parser.tag_list={args.tags}"]
     _, parser = _tool(args, "parser")
-    rows = _read_captions(Path(args.file))
+    rows, bad = _read_captions(Path(args.file))
     tags = parser.parse([c for _, c in rows])
-    atomic_write_text(args.out, "".join(json.dumps({"file": f, "caption": c, "tags": t}, ensure_ascii=False) + "\n"
-                                        for (f, c), t in zip(rows, tags)))
+    _write_text(args.out, "".join(json.dumps({"file": f, "caption": c, "tags": t}, ensure_ascii=False) + "\n"
+                                  for (f, c), t in zip(rows, tags)))
     print(f"parsed {len(rows)} captions -> {args.out}", file=sys.stderr)
+    if bad:
+        shown = ", ".join(map(str, bad[:10])) + (f" ... (+{len(bad) - 10} more)" if len(bad) > 10 else "")
+        print(f"openvocab parse-captions: {args.file}: {len(bad)} line{'s' if len(bad) > 1 else ''} not valid "
+              f"UTF-8, left out: line{'s' if len(bad) > 1 else ''} {shown}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 from .. import __version__, hub
+from ..errors import UserError
 from ..images import ImageLoadError, load_image
 from ..inputs import InputItem, InputProblem, collect_inputs
 from ..jsonio import encode_line
@@ -41,7 +42,7 @@ FORMATS = {"coco": "CocoWriter", "jsonl": "JsonlWriter", "yolo": "YoloWriter",
 ENGINES = ("local", "ray")
 
 
-class JobError(RuntimeError):
+class JobError(UserError):
     """The job cannot start or go on (used output folder, resume of another job...): one line, no traceback."""
 
 
@@ -147,7 +148,7 @@ def _run(pipeline: Pipeline, inputs: Sequence[str], out: Path, state: JobState, 
 
     items, problems = collect_inputs(list(inputs), exclude=[out])
     with hub.recording() as files:
-        pipeline.setup()  # a missing checkpoint stops the job here, before any output is touched
+        setup_pipeline(pipeline)  # a missing checkpoint stops the job here, before any output is touched
     fingerprint = job_fingerprint(stages=pipeline.stage_configs, vocabulary=pipeline.vocabulary,
                                   precision=pipeline.precision, clip_boxes=pipeline.clip_boxes, files=files)
     meta = _check_reuse(state, out, fingerprint, resume=resume, overwrite=overwrite)
@@ -191,6 +192,14 @@ def _run(pipeline: Pipeline, inputs: Sequence[str], out: Path, state: JobState, 
     summary.failed = _failures(state, items, problems)
     summary.seconds = time.monotonic() - start
     return summary
+
+
+def setup_pipeline(pipeline: Pipeline) -> Pipeline:
+    """``pipeline.setup()``; a stage refusing its configuration (``ValueError``) is a :class:`JobError`."""
+    try:
+        return pipeline.setup()
+    except ValueError as e:
+        raise JobError(f"cannot set up the pipeline: {e}") from None
 
 
 def _check_reuse(state: JobState, out: Path, fingerprint: dict, *, resume: bool, overwrite: bool) -> dict:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, Sequence
 
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
+from ..checkpoint import CheckpointError, read_checkpoint
 from ..registry import SCOPE
 
 
@@ -80,18 +81,49 @@ def checkpoint_safe_globals() -> list:
     return allowed
 
 
+def read_training_checkpoint(filename: str, *, map_location: Any = "cpu") -> dict:
+    """An mmengine training checkpoint read by :func:`openvocab.checkpoint.read_checkpoint`
+    (``weights_only=True`` plus :func:`checkpoint_safe_globals`), never by unrestricted pickle.
+
+    Only local files. ``meta['config']`` is dropped: it is the text of a Python config, which
+    mmengine's ``Runner.resume`` would run (``Config.fromstring``) to compare GPU counts, so a
+    checkpoint could carry code; nothing else reads it on resume.
+    """
+    if "://" in str(filename):
+        raise CheckpointError(f"{filename}: training checkpoints are read from local files only; download it "
+                              "first and give its path")
+    ckpt = read_checkpoint(filename, map_location=map_location, safe_globals=checkpoint_safe_globals())
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{filename}: not an mmengine checkpoint (a {type(ckpt).__name__}, not a dict)")
+    meta = ckpt.get("meta")
+    if isinstance(meta, dict):
+        meta.pop("config", None)
+    return ckpt
+
+
 def _runner_class():
-    import torch
+    from mmengine.model import is_model_wrapper
     from mmengine.runner import Runner
+    from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
     class OpenVocabRunner(Runner):
-        """mmengine's Runner whose checkpoint loading (resume and ``load_from``) keeps torch's
-        ``weights_only=True`` and adds :func:`checkpoint_safe_globals`, instead of failing on the
-        message hub's objects (or falling back to unrestricted pickle)."""
+        """mmengine's Runner whose checkpoint loading (resume and ``load_from``) goes through
+        :func:`read_training_checkpoint` instead of mmengine's ``torch.load`` (which passes no
+        ``weights_only``); the rest is ``Runner.load_checkpoint`` as it is."""
 
-        def load_checkpoint(self, *args, **kwargs):
-            with torch.serialization.safe_globals(checkpoint_safe_globals()):
-                return super().load_checkpoint(*args, **kwargs)
+        def load_checkpoint(self, filename: str, map_location: Any = "cpu", strict: bool = False,
+                            revise_keys: Sequence = ((r"^module.", ""),)):
+            try:
+                checkpoint = read_training_checkpoint(filename, map_location=map_location)
+            except CheckpointError as e:
+                raise CheckpointError(f"{e} (remove the file, or start over with --no-resume, if you did not "
+                                      "write it)") from None
+            self.call_hook("after_load_checkpoint", checkpoint=checkpoint)
+            model = self.model.module if is_model_wrapper(self.model) else self.model
+            checkpoint = _load_checkpoint_to_model(model, checkpoint, strict, revise_keys=list(revise_keys))
+            self._has_loaded = True
+            self.logger.info(f"Load checkpoint from {filename}")
+            return checkpoint
 
     return OpenVocabRunner
 

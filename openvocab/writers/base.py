@@ -12,60 +12,17 @@ Every file a writer produces is written atomically (temp file in the same folder
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import tempfile
-from pathlib import Path
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Iterable, Iterator, Mapping, Optional
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 import numpy as np
 
+from ..fileio import atomic_open  # noqa: F401  (re-exported: writers use it)
 from ..jsonio import dumps
 from ..structures import ImageResult
-
-
-def _file_mode() -> int:
-    """Permissions of a newly created file under the process umask (read once, at import)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-_NEW_FILE_MODE = _file_mode()
-
-
-@contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w", *, encoding: Optional[str] = "utf-8") -> Iterator[IO]:
-    """Write ``path`` through a temp file in the same folder: on success it is flushed, fsynced and
-    renamed over ``path``; on any error it is removed and ``path`` is left as it was.
-
-    The file gets the permissions of the file it replaces, or those of a new file (umask), not
-    the private ``0600`` of a temp file.
-    """
-    if mode not in ("w", "wb"):
-        raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        perm = path.stat().st_mode & 0o777
-    except OSError:
-        perm = _NEW_FILE_MODE
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:100]}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode, encoding=None if mode == "wb" else encoding) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, perm)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -8,7 +8,7 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 import torch
 
-from openvocab.checkpoint import CheckpointError, load_strict, read_state_dict
+from openvocab.checkpoint import CheckpointError, load_strict, read_state_dict, safetensors_error
 from openvocab.hub import MissingFileError, resolve
 from openvocab.registry import TAGGERS
 from openvocab.stages import Tagger
@@ -117,9 +117,13 @@ class RAMPlusTagger(Tagger):
             return {}
         from safetensors import safe_open
 
+        path = resolve(ckpt)
         try:
-            with safe_open(str(resolve(ckpt)), framework="pt") as f:
+            with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
+        except Exception as e:
+            raise safetensors_error(path, e) from None
+        try:
             out = {}
             if "tags" in meta:
                 out["tags"] = [str(t) for t in json.loads(meta["tags"])]
