@@ -57,16 +57,16 @@ def atomic_open(path: os.PathLike | str, mode: str = "wb", *, encoding: str = "u
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        mode = path.stat().st_mode & 0o777
+        perm = path.stat().st_mode & 0o777
     except OSError:
-        mode = _NEW_FILE_MODE
+        perm = _NEW_FILE_MODE
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:100]}.", suffix=".part")
     try:
         with os.fdopen(fd, mode, encoding=None if mode == "wb" else encoding) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, mode)
+        os.chmod(tmp, perm)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

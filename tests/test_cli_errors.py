@@ -102,8 +102,8 @@ class _System:
 def test_a_refused_concepts_file_is_one_message(tmp_path, capsys):
     evil = tmp_path / "concepts.pkl"
     evil.write_bytes(pickle.dumps([_System(), ["a"]], protocol=2))
-    rc = main(["detect", "a cat", IMG + "/shapes_1.jpg", "--config", "tiny_random",
-               "--cfg-options", f"mask_head.concepts={evil}"])
+    rc = main(["label", IMG + "/shapes_1.jpg", "--config", "tiny_random", "--out", str(tmp_path / "out"),
+               "--no-progress", "--cfg-options", f"mask_head.concepts={evil}"])
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert "concepts.pkl: concept file refused" in err and "system" in err and "pwned" not in capsys.readouterr().out
