@@ -1,4 +1,4 @@
-"""The ``openvocab`` command.
+"""The openvocab command.
 
     openvocab label INPUT... --config CFG --out DIR     label images (tag -> detect -> segment)
     openvocab tag INPUT...                             print image tags
@@ -8,6 +8,9 @@
     openvocab parse-captions FILE --tags LIST --out F  captions -> tags JSONL (training labels)
     openvocab eval ...                                 tag mAP, box/mask AP, run comparison
     openvocab train CONFIG --work-dir DIR              fine-tune (mmengine Runner, resumable)
+    openvocab download --config CFG --to DIR           fetch every file a config needs (for offline machines)
+
+Run "openvocab COMMAND --help" for a command's options.
 """
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ from typing import Optional, Sequence
 
 REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DEFAULT_CONFIG = "full_pipeline"
+#: ``--formats`` names (:data:`openvocab.engine.job.FORMATS`; listed here so ``--help`` imports no engine)
+FORMAT_NAMES = ("coco", "jsonl", "yolo", "yolo-seg", "labelme", "cvat", "voc", "fiftyone", "vis")
 
 
 class UserError(Exception):
@@ -65,6 +70,17 @@ def _at_least(convert, minimum, what: str):
     return parse
 
 
+def _fraction(text: str) -> float:
+    """An argparse type: a number in ``[0, 1]``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
 _positive_int = _at_least(int, 1, "a whole number")
 _non_negative_int = _at_least(int, 0, "a whole number")
 _non_negative_float = _at_least(float, 0.0, "a number")
@@ -82,9 +98,12 @@ def _common(p: argparse.ArgumentParser, default_config: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="openvocab", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what each stage does (INFO)")
+    parser.add_argument("--version", action="version", version=f"openvocab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("label", help="label images: tags, boxes, masks -> COCO/JSONL/YOLO/LabelMe/overlays")
@@ -92,8 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", required=True, help="output folder")
     _common(p, DEFAULT_CONFIG)
     p.add_argument("--vocab", help='user vocabulary instead of the tagger, e.g. "cat, dog, fire hydrant"')
-    p.add_argument("--formats", default="coco,jsonl", help="comma list of coco,jsonl,yolo,labelme (default coco,jsonl)")
+    p.add_argument("--formats", default="coco,jsonl",
+                   help=f"comma list of {','.join(f for f in FORMAT_NAMES if f != 'vis')} (default coco,jsonl)")
     p.add_argument("--vis", action="store_true", help="also write overlay pictures to OUT/vis/")
+    p.add_argument("--image-root", metavar="DIR",
+                   help="folder the outputs name images relative to (COCO file_name...; default: the deepest "
+                        "folder holding every input; kept by --resume)")
+    p.add_argument("--val-fraction", type=_fraction, default=None,
+                   help="share of images in the YOLO val split, by a hash of each image's path (default 0.1)")
     p.add_argument("--batch-size", type=_positive_int, default=None,
                    help="images per model batch (default: the config's, else 1)")
     p.add_argument("--workers", type=_non_negative_int, default=None,
@@ -113,13 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cpus-per-worker", type=_non_negative_float, default=1.0, help="CPUs per actor")
 
     p = sub.add_parser("tag", help="print the tags of images")
-    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, globs or .txt lists of paths")
     _common(p, "tagger_only")
     p.add_argument("--json", action="store_true", help="one JSON line per image")
 
     p = sub.add_parser("detect", help='free-text grounding: openvocab detect "a red car" IMAGE...')
-    p.add_argument("text")
-    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("text", help='what to find, in plain words, e.g. "the man in a red shirt"')
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, globs or .txt lists of paths")
     _common(p, "detect_segment")
     p.add_argument("--json", action="store_true", help="one JSON line per image")
 
