@@ -45,7 +45,7 @@ def test_names_that_are_not_utf8_are_labeled_written_and_resumed(tmp_path):
     line = (out / "labels.jsonl").read_bytes().decode("utf-8").splitlines()[0]
     assert os.fsencode(json.loads(line)["file"]) == raw
     stem = os.fsdecode(b"caf\xe9 \xff")
-    assert len(list((out / "yolo" / "labels").glob(f"*/{stem}.txt"))) == 1 and (out / "vis" / f"{stem}.png").is_file()
+    assert len(list((out / "yolo" / "labels").glob(f"*/{stem}.txt"))) == 1 and (out / "vis" / f"{stem}.jpg").is_file()
     labelme = json.loads((out / "labelme" / f"{stem}.json").read_bytes().decode("utf-8"))
     assert os.fsencode(os.path.normpath(out / "labelme" / labelme["imagePath"])) == raw
     assert main(args + ["--resume"]) == 0  # and resuming such a job works

@@ -348,7 +348,7 @@ def test_overlay_png_size_and_drawn_pixels(tmp_path, shared_dir):
                                           scores=np.array([0.87], np.float32), labels=("person",)),
                     regions=Regions(masks=(rle_of(mask),), mask_scores=np.array([0.9], np.float32),
                                     captions=("a person walking",)))
-    wr = OverlayWriter(mask_alpha=0.5)
+    wr = OverlayWriter(mask_alpha=0.5, format="png", max_side=None)
     wr.open(tmp_path)
     wr.write(r, rgb)
     wr.close()
@@ -405,3 +405,73 @@ def test_writer_misuse_and_bad_arguments(tmp_path):
             bad()
     with pytest.raises(TypeError):
         CocoWriter("coco.json")  # keyword-only
+
+
+def _crowded(h=600, w=800, n=40, seed=0) -> ImageResult:
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(0, [w - 60, h - 60], (n, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(20, 60, (n, 2))], axis=1).astype(np.float32)
+    labels = tuple(f"thing{i % 7}" for i in range(n))
+    masks = tuple(rle_of(rect_mask(h, w, *[int(v) for v in b])) for b in boxes)
+    return ImageResult(image=ImageInfo("crowd.jpg", w, h), tags=Tags(tuple(Tag(f"tag{k}", 0.9 - k / 50) for k in range(12))),
+                       detections=Detections(boxes=boxes, scores=rng.uniform(0.3, 0.9, n).astype(np.float32), labels=labels),
+                       regions=Regions(masks=masks, mask_scores=np.ones(n, np.float32),
+                                       captions=tuple(f"a caption for box {i}" for i in range(n))))
+
+
+def test_overlay_labels_never_overlap_each_other_or_the_tag_panel(tmp_path):
+    r = _crowded()
+    wr = OverlayWriter()
+    picture = wr.render(r, np.full((600, 800, 3), 128, np.uint8))
+    assert picture.size == (800, 600)
+    rects = list(wr.last_labels.values()) + [wr.last_panel]
+    assert len(wr.last_labels) >= 30  # crowded, yet most boxes keep a label
+    for k, a in enumerate(rects):
+        assert 0 <= a[0] < a[2] <= 800 and 0 <= a[1] < a[3] <= 600
+        for b in rects[k + 1:]:
+            overlap_w = min(a[2], b[2]) - max(a[0], b[0])
+            overlap_h = min(a[3], b[3]) - max(a[1], b[1])
+            assert overlap_w <= 0 or overlap_h <= 0, (a, b)
+    # the best box gets a place next to it
+    best = int(np.argmax(r.detections.scores))
+    x1, y1, x2, y2 = r.detections.boxes[best]
+    lx1, ly1, lx2, ly2 = wr.last_labels[best]
+    assert lx1 <= x2 + 1 and lx2 >= x1 - 1 and ly1 <= y2 + 1 and ly2 >= y1 - 1
+
+
+def test_label_layout_places_until_full_and_keeps_reserved_areas_free():
+    from openvocab.writers.label_layout import LabelLayout
+
+    lay = LabelLayout(100, 50, reserved=[(0, 0, 40, 20)], cell=2)
+    spots = [lay.place((50, 20, 60, 30), (30, 10)) for _ in range(30)]
+    placed = [s for s in spots if s is not None]
+    # 100x50 minus the 40x20 panel holds at most (5000 - 800) / 300 = 14 labels of 30x10; then none fits
+    assert 8 <= len(placed) <= 14 and spots[-1] is None
+    assert lay.place((0, 0, 1, 1), (200, 5)) is None  # wider than the picture
+    for k, a in enumerate(placed + [(0, 0, 40, 20)]):
+        for b in placed[k + 1:]:
+            assert min(a[2], b[2]) <= max(a[0], b[0]) or min(a[3], b[3]) <= max(a[1], b[1])
+    assert placed[0] == (50, 10, 80, 20)  # first choice: just above its box
+
+
+def test_overlay_default_is_a_downscaled_jpeg(tmp_path):
+    h, w = 3000, 4000
+    r = ImageResult(image=ImageInfo("/x/big.jpg", w, h), tags=Tags((Tag("person", 0.9),)),
+                    detections=Detections(boxes=np.array([[1000, 1000, 2000, 2500]], np.float32),
+                                          scores=np.array([0.8], np.float32), labels=("person",)),
+                    regions=Regions(masks=(rle_of(rect_mask(h, w, 1200, 1200, 1800, 2400)),),
+                                    mask_scores=np.ones(1, np.float32)))
+    rgb = np.full((h, w, 3), 100, np.uint8)
+    wr = OverlayWriter()
+    wr.open(tmp_path)
+    wr.write(r, rgb)
+    wr.close()
+    path = tmp_path / "vis" / "big.jpg"
+    with Image.open(path) as pic:
+        assert pic.format == "JPEG" and pic.size == (2048, 1536)
+        small = np.asarray(pic.convert("RGB")).astype(int)
+    color = np.array(tag_color("person"))
+    # the mask (1200..1800 x 1200..2400), scaled by 0.512: the default 0.45 blend of the tag colour; outside: grey
+    assert np.abs(small[900, 768] - (100 * 0.55 + color * 0.45)).max() <= 4
+    assert np.abs(small[1400, 1800] - 100).max() <= 4
+    assert path.stat().st_size < 1_000_000
