@@ -176,6 +176,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE")
     p.add_argument("--checkpoint-dir", action="append", default=[], metavar="DIR")
 
+    p = sub.add_parser("download", help="fetch every file a pipeline config needs (for offline machines)",
+                       description="Fetch every checkpoint and data file a pipeline config needs into one folder "
+                                   "(sha256 checked where published; manifest.json and SHA256SUMS written). "
+                                   "Carry the folder to an offline machine and run with --checkpoint-dir FOLDER.")
+    p.add_argument("--config", "-c", default=DEFAULT_CONFIG,
+                   help=f"pipeline config file or name under configs/ (default: {DEFAULT_CONFIG})")
+    p.add_argument("--to", metavar="DIR", help="destination folder (default: openvocab's cache, $OPENVOCAB_CACHE)")
+    p.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE", help="override config entries")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
     sub.add_parser("eval", help="evaluate tags/boxes/masks (openvocab eval --help)", add_help=False)
     return parser
 
