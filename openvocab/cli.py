@@ -25,7 +25,7 @@ from typing import Optional, Sequence
 REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DEFAULT_CONFIG = "full_pipeline"
 #: ``--formats`` names (:data:`openvocab.engine.job.FORMATS`; listed here so ``--help`` imports no engine)
-FORMAT_NAMES = ("coco", "jsonl", "yolo", "yolo-seg", "labelme", "cvat", "voc", "fiftyone", "vis")
+FORMAT_NAMES = ("coco", "jsonl", "yolo", "yolo-seg", "labelme", "cvat", "voc", "labelstudio", "fiftyone", "vis")
 
 
 class UserError(Exception):

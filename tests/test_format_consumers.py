@@ -46,7 +46,7 @@ EXCHANGE = ["cvat", "voc"] if _has("datumaro") else []
 def _label(base: Path, inputs, out: Path, *extra) -> None:
     cfg = base / "shapes.py"
     cfg.write_text(SHAPES_CONFIG)
-    formats = ",".join(["coco", "jsonl", "yolo", "yolo-seg", "labelme", "fiftyone", *EXCHANGE])
+    formats = ",".join(["coco", "jsonl", "yolo", "yolo-seg", "labelme", "labelstudio", "fiftyone", *EXCHANGE])
     sys.path.insert(0, str(PLUGINS))
     try:
         rc = main(["label", *map(str, inputs), "--config", str(cfg), "--vocab", ", ".join(VOCAB), "--out", str(out),
@@ -126,6 +126,9 @@ def test_every_format_has_the_job_class_list_and_two_runs_agree(job, tmp_path):
                  "coco": [c["name"] for c in _coco(o)["categories"]],
                  "labelme": (o / "labelme" / "labels.txt").read_text().splitlines(),
                  "fiftyone": [c["name"] for c in json.loads((o / "fiftyone" / "labels.json").read_text())["categories"]]}
+        config = ET.parse(o / "labelstudio" / "label_config.xml").getroot()
+        lists["labelstudio"] = [e.get("value") for e in config.iterfind("RectangleLabels/Label")]
+        assert lists["labelstudio"] == [e.get("value") for e in config.iterfind("PolygonLabels/Label")]
         for sub in ("yolo", "yolo-seg"):
             names = yaml.safe_load((o / sub / "data.yaml").read_text())["names"]
             lists[sub] = [names[i] for i in range(len(names))]
@@ -140,7 +143,7 @@ def test_every_format_has_the_job_class_list_and_two_runs_agree(job, tmp_path):
 
     first, second = class_lists(out), class_lists(tmp_path / "out2")
     assert first == second == {k: VOCAB for k in first}
-    assert len(first) == 6 + len(EXCHANGE)
+    assert len(first) == 7 + len(EXCHANGE)
 
 
 def test_yolo_labels_agree_with_coco(job):
@@ -281,3 +284,31 @@ def test_fiftyone_layout_points_at_the_images(job):
     labels = json.loads((root / "labels.json").read_text())
     assert labels["images"] and all((root / "data" / im["file_name"]).is_file() for im in labels["images"])
     assert _coco_boxes(labels) == _coco_boxes(_coco(out))
+
+
+def test_label_studio_tasks_hold_coco_boxes_and_find_their_images(job):
+    base, out = job
+    coco = _coco(out)
+    sizes = {im["file_name"]: (im["width"], im["height"]) for im in coco["images"]}
+    tasks = json.loads((out / "labelstudio" / "tasks.json").read_text())
+    got = {}
+    for task in tasks:
+        url = task["data"]["image"]
+        assert url.startswith("/data/local-files/?d=")
+        f = url[len("/data/local-files/?d="):]
+        assert (base / f).is_file()  # served from the image root
+        w, h = sizes[f]
+        regions = task["predictions"][0]["result"]
+        got[f] = sorted((r["value"]["rectanglelabels"][0], (r["value"]["x"] * w / 100, r["value"]["y"] * h / 100,
+                                                           (r["value"]["x"] + r["value"]["width"]) * w / 100,
+                                                           (r["value"]["y"] + r["value"]["height"]) * h / 100))
+                        for r in regions if r["type"] == "rectanglelabels")
+        polys = [r for r in regions if r["type"] == "polygonlabels"]
+        assert len(polys) >= len(got[f]) and all(0 <= c <= 100 for p in polys for pt in p["value"]["points"] for c in pt)
+        assert {r["from_name"] for r in regions} <= {"label", "polygon"} and all(0 < r["score"] <= 1 for r in regions)
+    _same_boxes(got, _coco_boxes(coco), tol=1e-3)
+    if _has("label_studio_sdk"):  # Label Studio's own check of predictions against the labeling config
+        from label_studio_sdk.label_interface import LabelInterface
+
+        interface = LabelInterface((out / "labelstudio" / "label_config.xml").read_text())
+        assert all(interface.validate_prediction(t["predictions"][0]) for t in tasks)

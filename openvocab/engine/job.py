@@ -42,6 +42,7 @@ FORMATS: dict[str, dict] = {
     "coco": dict(type="CocoWriter"), "jsonl": dict(type="JsonlWriter"), "yolo": dict(type="YoloWriter"),
     "yolo-seg": dict(type="YoloWriter", subdir="yolo-seg", segments=True),
     "labelme": dict(type="LabelMeWriter"), "cvat": dict(type="CvatWriter"), "voc": dict(type="VocWriter"),
+    "labelstudio": dict(type="LabelStudioWriter"),
     "fiftyone": dict(type="FiftyOneWriter"), "vis": dict(type="OverlayWriter"),
 }
 ENGINES = ("local", "ray")
