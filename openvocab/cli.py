@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON line per image")
 
     p = sub.add_parser("describe-tags", help="write LLM descriptions of new tags (RAM++ recipe)")
-    p.add_argument("tags", nargs="+", metavar="TAG")
+    p.add_argument("tags", nargs="+", metavar="TAG", help='new tag names, e.g. "snow leopard"')
     p.add_argument("--out", "-o", required=True, help="descriptions JSON ([{tag: [descriptions]}])")
     p.add_argument("--config", "-c", default="tools/describe_tags")
     p.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE")
