@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
 # Installs openvocab and its offline language data on a fresh machine (Python 3.11, pip).
-#   ./install.sh          the package, spaCy's English model and WordNet (NLTK)
-#   ./install.sh --test   the same plus the test tools
-# GPU machines: pip picks the CUDA build of torch; for a CPU-only torch install it first, e.g.
-#   pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu
+#   ./install.sh --cpu    a machine without an NVIDIA GPU: CPU-only torch first (about 1 GB instead of ~6 GB)
+#   ./install.sh          the package, spaCy's English model and WordNet (NLTK); torch as pip picks it (CUDA on Linux)
+#   ./install.sh --test   the same plus the test tools and the real consumers of the outputs
+# Options combine: ./install.sh --cpu --test
 set -euo pipefail
 cd "$(dirname "$0")"
 extras=""
-[ "${1:-}" = "--test" ] && extras="[test]"
+cpu=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) extras="[test]" ;;
+    --cpu) cpu=1 ;;
+    *) echo "usage: ./install.sh [--cpu] [--test]" >&2; exit 2 ;;
+  esac
+done
+if [ "$cpu" = 1 ]; then
+  python3 -m pip install -q torch torchvision --index-url https://download.pytorch.org/whl/cpu
+fi
 python3 -m pip install -q -e ".${extras}"
 # WordNet is not on PyPI: Debian's wordnet packages, copied into NLTK's data folder.
 openvocab-setup-wordnet

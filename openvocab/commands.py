@@ -41,13 +41,35 @@ def label(args: argparse.Namespace) -> int:
     summary = run_job(pipe, args.inputs, args.out, formats=formats, vis=args.vis, batch_size=batch,
                       workers=args.workers, resume=args.resume, overwrite=args.overwrite, max_pixels=args.max_pixels,
                       progress=not args.no_progress, engine=args.engine, ray=ray,
-                      writer_options=cfg.get("writers", None))
+                      writer_options=_writer_options(cfg, args), image_root=args.image_root)
     rate = summary.labeled / summary.seconds if summary.seconds else 0.0
     print(f"labeled {summary.labeled} images ({summary.skipped} already done, {len(summary.failed)} failed) "
           f"in {summary.seconds:.1f}s ({rate:.2f} img/s) -> {args.out}", file=sys.stderr)
     if summary.failed:
         print(f"failures are listed in {Path(args.out) / 'failures.jsonl'}", file=sys.stderr)
     return summary.exit_code
+
+
+def _writer_options(cfg, args: argparse.Namespace) -> dict[str, dict]:
+    """Writer options per format: the config's ``writers = dict(<format>=dict(...))`` (``--cfg-options
+    writers.labelme.epsilon=2`` included), then ``--val-fraction`` for the YOLO formats."""
+    from .engine import FORMATS
+
+    given = cfg.get("writers", None) or {}
+    if not isinstance(given, dict):
+        raise UserError(f"{args.config}: 'writers' must be a dict of format -> options, got {type(given).__name__}")
+    unknown = sorted(set(given) - set(FORMATS))
+    if unknown:
+        raise UserError(f"{args.config}: 'writers' names unknown format(s) {unknown}; formats: {', '.join(FORMATS)}")
+    options = {}
+    for name, opts in given.items():
+        if not isinstance(opts, dict):
+            raise UserError(f"{args.config}: writers.{name} must be a dict of options, got {opts!r}")
+        options[name] = {k: (v.to_dict() if hasattr(v, "to_dict") else v) for k, v in opts.items()}
+    if args.val_fraction is not None:
+        for name in ("yolo", "yolo-seg"):
+            options[name] = {**options.get(name, {}), "val_fraction": args.val_fraction}
+    return options
 
 
 def _each_image(inputs):
@@ -227,4 +249,24 @@ def train(args: argparse.Namespace) -> int:
         raise UserError(f"{args.config}: cannot build the training run ({e})") from None
     runner.train()
     print(f"training done -> {runner.work_dir}", file=sys.stderr)
+    return 0
+
+
+def download(args: argparse.Namespace) -> int:
+    from .download import MANIFEST, download_files
+    from .hub import cache_dir
+
+    cfg = load_config(args.config, args.cfg_options)
+    args.device, args.precision = "cpu", None
+    vocabulary = None if cfg.get("tagger") else "object"  # a detector without a tagger needs some vocabulary
+    _, pipe = _pipeline(args, vocabulary=vocabulary)
+    files = pipe.remote_files()
+    dest = Path(args.to) if args.to else cache_dir()
+    if not files:
+        print(f"{args.config} needs no downloadable file", file=sys.stderr)
+        return 0
+    entries = download_files(files, dest, progress=not args.no_progress, config=args.config)
+    size = sum(e["bytes"] for e in entries) / 1e9
+    print(f"{len(entries)} files ({size:.2f} GB) in {dest} (list: {dest / MANIFEST}); offline, run with "
+          f"--checkpoint-dir {dest}", file=sys.stderr)
     return 0

@@ -57,6 +57,18 @@ class RemoteFile:
     description: str = ""
 
     @property
+    def urls(self) -> list[str]:
+        """Direct download URLs, in the order they are tried (the Hugging Face hub's, honouring
+        ``HF_ENDPOINT``, then ``url``)."""
+        out = []
+        if self.hf_repo:
+            endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+            out.append(f"{endpoint}/{self.hf_repo}/resolve/main/{self.hf_filename or self.filename}")
+        if self.url:
+            out.append(self.url)
+        return out
+
+    @property
     def source(self) -> str:
         if self.hf_repo:
             return f"https://huggingface.co/{self.hf_repo}/blob/main/{self.hf_filename or self.filename}"

@@ -47,6 +47,13 @@ class ImageLoadError(Exception):
         self.message = message
 
 
+def _without_path(message: str, path: str) -> str:
+    """A library's error message without the file's path (the failure is reported as ``"<file>: <message>"``)."""
+    for spelled in (repr(path), f'"{path}"', path):
+        message = message.replace(spelled, "the file")
+    return message
+
+
 # --------------------------------------------------------------------------- loading
 
 
@@ -139,7 +146,7 @@ def load_image(path: str, *, max_pixels: Optional[int] = None) -> tuple[np.ndarr
     except Image.UnidentifiedImageError:
         raise ImageLoadError(path, "not an image, or an image format Pillow cannot read") from None
     except Exception as e:  # noqa: BLE001 - any decoder failure becomes a listed failure
-        raise ImageLoadError(path, f"cannot open image: {type(e).__name__}: {e}") from None
+        raise ImageLoadError(path, f"cannot open image: {type(e).__name__}: {_without_path(str(e), path)}") from None
     try:
         with im:
             fmt = im.format or "image"
@@ -152,7 +159,7 @@ def load_image(path: str, *, max_pixels: Optional[int] = None) -> tuple[np.ndarr
     except MemoryError:
         raise ImageLoadError(path, "out of memory while decoding the image") from None
     except Exception as e:  # noqa: BLE001
-        msg = str(e) or type(e).__name__
+        msg = _without_path(str(e), path) or type(e).__name__
         if "truncated" in msg.lower():
             raise ImageLoadError(path, f"truncated {fmt} file ({msg})") from None
         raise ImageLoadError(path, f"corrupt {fmt} data: {type(e).__name__}: {msg}") from None

@@ -135,6 +135,14 @@ class Pipeline:
     def required_files(self) -> list[str]:
         return [f for s in self.stages for f in s.required_files()]
 
+    def remote_files(self) -> list:
+        """Every downloadable file (:class:`openvocab.hub.RemoteFile`) the stages will resolve, once each."""
+        files = {}
+        for stage in self.stages:
+            for spec in stage.remote_files():
+                files.setdefault(spec.filename, spec)
+        return list(files.values())
+
     def setup(self) -> "Pipeline":
         """Resolve every stage's weights (may download) and move to the device, before any image."""
         from .hub import MissingFileError
@@ -144,12 +152,22 @@ class Pipeline:
                 try:
                     stage.setup(self.device)
                 except MissingFileError as e:
-                    needed = self.required_files()
-                    if len(needed) > 1:  # say once everything this pipeline will look for
-                        raise MissingFileError(f"{e}\n  This pipeline needs: {', '.join(needed)}.") from None
-                    raise
+                    raise MissingFileError(f"{e}{self._needs()}") from None
             self._ready = True
         return self
+
+    def _needs(self) -> str:
+        """Everything this pipeline will look for, each downloadable file with its URL (for a missing file)."""
+        remote = self.remote_files()
+        names = {f.filename for f in remote}
+        local = [f for f in self.required_files() if f.split(" (", 1)[0] not in names]
+        if not remote and len(local) <= 1:
+            return ""
+        lines = [f"    {f.filename}: {' or '.join(f.urls) or 'no download location known'}" for f in remote]
+        lines += [f"    {f}" for f in local]
+        return ("\n  This pipeline needs:\n" + "\n".join(lines)
+                + "\n  On a connected machine, `openvocab download --config CONFIG --to DIR` fetches every file; "
+                  "then run with --checkpoint-dir DIR.")
 
     def class_names(self) -> Optional[list[str]]:
         """The job's classes in a fixed order: the vocabulary's order (after the tagger's own tags, when

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 import numpy as np
 
 from ..fileio import atomic_open  # noqa: F401  (re-exported: writers use it)
+from ..image_root import relative_name
 from ..jsonio import dumps
 from ..structures import ImageResult
 
@@ -87,6 +88,8 @@ class WriterContext:
             :class:`OutputNamer`).
         load_image: reads an input's pixels again, for a per-image writer that needs them for an image
             finished by an earlier run (``None``: such files are not drawn).
+        image_root: the folder image names are relative to (:mod:`openvocab.image_root`; COCO ``file_name``...);
+            ``None``: images are named by their paths as given.
         replay: :meth:`Writer.finish` will be given every result (a job, from its record), so a writer never
             needs to keep results in memory.
     """
@@ -94,7 +97,17 @@ class WriterContext:
     classes: Optional[tuple[str, ...]] = None
     names: Optional[Mapping[str, str]] = None
     load_image: Optional[Callable[[str], Optional[np.ndarray]]] = None
+    image_root: Optional[str] = None
     replay: bool = False
+
+
+def class_list(known: Optional[Iterable[str]], results: Iterable[ImageResult]) -> list[str]:
+    """The class list of a job: ``known`` (its class numbering), then any label outside it, sorted by
+    name; without ``known``, every label in ``results`` sorted by name. Line ``i`` is YOLO id ``i`` and COCO
+    id ``i + 1`` in every format."""
+    known = list(known or ())
+    have = set(known)
+    return known + sorted({label for r in results for label in r.detections.labels} - have)
 
 
 class Writer:
@@ -158,12 +171,17 @@ class Writer:
         return self.namer(result.image.file)
 
     def classes_of(self, results: Callable[[], Iterable[ImageResult]]) -> list[str]:
-        """The class list: the job's numbering, then any label outside it (sorted); without one, every
-        label in ``results()`` sorted by name."""
-        known = list(self.context.classes or ())
-        have = set(known)
-        extra = sorted({label for r in results() for label in r.detections.labels} - have)
-        return known + extra
+        """The class list (:func:`class_list` of the job's numbering and ``results()``)."""
+        return class_list(self.context.classes, results())
+
+    def file_name(self, result: ImageResult) -> str:
+        """The image's name in the outputs: its path relative to the image root (``/`` separators), else the
+        path as given."""
+        root = self.context.image_root
+        if root is None:
+            return result.image.file
+        rel = relative_name(result.image.file, root)
+        return result.image.file if rel is None else rel
 
     def _open(self) -> None:
         pass

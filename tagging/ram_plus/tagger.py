@@ -19,7 +19,7 @@ from .model import RAMPlus, build_ram_plus_swin_l, build_ram_plus_tiny
 from .openset import load_openset_embeddings
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, normalize, preprocess, resize_uint8
 from .tag_lists import DEFAULT_THRESHOLD, TagList, custom_tag_list, official_tag_list
-from .weights import CHECKPOINTS
+from .weights import CHECKPOINTS, TAG_FILES
 
 VARIANTS = {"swin_l_384": build_ram_plus_swin_l, "tiny": build_ram_plus_tiny}
 
@@ -103,6 +103,12 @@ class RAMPlusTagger(Tagger):
             files += ["ram_tag_list.txt", "ram_tag_list_chinese.txt", "ram_tag_list_threshold.txt"]
         if self.openset_path:
             files.append(str(self.openset_path))
+        return files
+
+    def remote_files(self) -> list:
+        files = [CHECKPOINTS[self.checkpoint]] if isinstance(self.checkpoint, str) and self.checkpoint in CHECKPOINTS else []
+        if self.tag_list_spec is None and not self._uses_tiny_tags() and not self._exported_tags():
+            files += list(TAG_FILES.values())
         return files
 
     def _uses_tiny_tags(self) -> bool:
