@@ -54,6 +54,33 @@ def _without_path(message: str, path: str) -> str:
     return message
 
 
+# --------------------------------------------------------------------------- resizing
+
+
+def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``uint8 [H, W, C]`` -> ``uint8 [height, width, C]``: Pillow's ``BILINEAR`` resize (antialiased
+    when shrinking), with the same pixels whatever Pillow is installed.
+
+    Pillow resizes in two separable passes and rounds to ``uint8`` in between, so the pass order
+    changes pixels. Pillow >= 13 runs the vertical pass first when the height shrinks by more than
+    twice as many pixels as the width (older versions always start horizontally). This function runs
+    the two passes itself, as single-axis resizes, in Pillow 13's order: models' preprocessing (and
+    so labels and parity with the official code run on Pillow 13) do not depend on the Pillow version.
+    """
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3):
+        raise ValueError(f"expected a uint8 image [H, W] or [H, W, C], got {getattr(image, 'dtype', type(image))}")
+    if height < 1 or width < 1:
+        raise ValueError(f"cannot resize to {height} x {width} pixels")
+    h, w = image.shape[:2]
+    pil = Image.fromarray(np.ascontiguousarray(image))
+    vertical_first = (h - height) > 0 and (h - height) > 2 * (w - width)
+    steps = [(w, height), (width, height)] if vertical_first else [(width, h), (width, height)]
+    for size in steps:
+        if pil.size != size:
+            pil = pil.resize(size, Image.BILINEAR)
+    return np.asarray(pil)
+
+
 # --------------------------------------------------------------------------- loading
 
 
