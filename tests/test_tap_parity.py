@@ -59,17 +59,18 @@ def test_verify_reports_mismatch(fixture_a, tmp_path, capsys):
     assert failing[0].startswith("mixed.caption_step_logits: max abs diff 1.0") and failing[0].endswith("e-03  FAIL")
 
 
-def test_verify_without_outputs_saves_the_official_outputs(fixture_a, tmp_path, capsys):
-    """No stored outputs: ``--save`` still writes what the model computes, which for the fixture's own
-    inputs is the official output."""
+def test_verify_without_outputs_fails_and_saves_the_official_outputs(fixture_a, tmp_path, capsys):
+    """No stored outputs: nothing is compared, so the check fails (exit 1) with one clear line; ``--save``
+    still writes what the model computes, which for the fixture's own inputs is the official output."""
     ref = fixture_a["outputs"]
     inputs_only = {"images_raw": ref["images_raw"], "concept_weights": ref["concept_weights"],
                    "concept_names": ref["concept_names"],
                    "calls": {name: {"points": call["points"]} for name, call in ref["calls"].items()}}
     path, out = tmp_path / "inputs_only.pt", tmp_path / "res.pt"
     torch.save(dict(fixture_a, outputs=inputs_only), path)
-    assert verify.main([str(path), "--save", str(out)]) == 0
-    assert "no stored outputs" in capsys.readouterr().out
+    assert verify.main([str(path), "--save", str(out)]) == 1
+    assert capsys.readouterr().out.splitlines() == [f"saved outputs to {out}",
+                                                    f"FAIL: nothing compared: {path} stores no model outputs"]
     res = torch.load(out, weights_only=True)
     # the official resize of these images is reproduced exactly, so the model sees the reference's pixels
     assert torch.equal(res["img_batch_uint8"], torch.as_tensor(ref["img_batch_uint8"]))
@@ -78,9 +79,13 @@ def test_verify_without_outputs_saves_the_official_outputs(fixture_a, tmp_path, 
         for key in ("iou_pred", "mask_pred", "sem_embeds", "concept_logits_all_tokens", "caption_step_logits"):
             torch.testing.assert_close(res["calls"][name][key], call[key], atol=1e-4, rtol=0, msg=f"{name}.{key}")
         assert torch.equal(res["calls"][name]["caption_token_ids"], torch.as_tensor(call["caption_token_ids"]))
-    # no outputs at all (synthetic images and prompts)
+    # the official preprocessed tensor alone is no model output: still nothing compared
+    lines, ok = verify.compare(res, {"img_preprocessed": ref["img_preprocessed"]}, 1e-4)
+    assert not ok and lines == ["img_preprocessed: max abs diff 0.000e+00", verify.NOTHING_COMPARED]
+    # no outputs at all (synthetic images and prompts): nothing compared either
     torch.save({k: v for k, v in fixture_a.items() if k != "outputs"}, path)
-    assert verify.main([str(path), "--save", str(out)]) == 0
+    assert verify.main([str(path), "--save", str(out)]) == 1
+    assert capsys.readouterr().out.splitlines()[-1] == f"FAIL: nothing compared: {path} stores no model outputs"
     res = torch.load(out, weights_only=True)
     assert tuple(res["calls"]["box"]["iou_pred"].shape) == (6, 4)
     assert tuple(res["calls"]["mixed"]["caption_token_ids"].shape) == (2, 15)
