@@ -12,44 +12,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import sys
-from pathlib import Path
 from typing import Optional, Sequence
 
-REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-DEFAULT_CONFIG = "full_pipeline"
-
-
-class UserError(Exception):
-    """A problem the user can fix; printed as one message, no traceback."""
-
-
-def resolve_config(name: str) -> Path:
-    """A config path, or a name under the repository's ``configs/`` (with or without ``.py``)."""
-    for cand in (Path(name), REPO_CONFIGS / name, REPO_CONFIGS / f"{name}.py"):
-        if cand.is_file():
-            return cand
-    raise UserError(f"Config {name!r} not found (looked at {name} and {REPO_CONFIGS}/{name}[.py])")
-
-
-def load_config(name: str, options: Optional[Sequence[str]] = None):
-    from mmengine.config import Config, DictAction
-
-    path = resolve_config(name)
-    try:
-        cfg = Config.fromfile(str(path))
-    except ImportError as e:
-        raise UserError(f"{path}: cannot import a package named in custom_imports ({e})") from None
-    except Exception as e:
-        raise UserError(f"{path}: invalid config ({type(e).__name__}: {e})") from None
-    if options:
-        parser = argparse.ArgumentParser()
-        parser.add_argument("--o", nargs="+", action=DictAction)
-        cfg.merge_from_dict(parser.parse_args(["--o", *options]).o)
-    return cfg
+# config resolution lives in openvocab.config (imported by the commands, eval and the Python API too)
+from .config import DEFAULT_CONFIG, UserError, load_config, resolve_config  # noqa: F401  (re-exported)
 
 
 def _at_least(convert, minimum, what: str):

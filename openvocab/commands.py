@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from .cli import UserError, load_config
+from .config import UserError, load_config
 
 
 def _pipeline(args: argparse.Namespace, *, vocabulary=None, need=(), without=()):
@@ -205,3 +205,4 @@ def train(args: argparse.Namespace) -> int:
     runner.train()
     print(f"training done -> {runner.work_dir}", file=sys.stderr)
     return 0
+
