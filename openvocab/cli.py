@@ -8,6 +8,7 @@
     openvocab parse-captions FILE --tags LIST --out F  captions -> tags JSONL (training labels)
     openvocab eval ...                                 tag mAP, box/mask AP, run comparison
     openvocab train CONFIG --work-dir DIR              fine-tune (mmengine Runner, resumable)
+    openvocab demo [--config C] [--port P]             the web demo (pip install 'openvocab[demo]')
 """
 from __future__ import annotations
 
@@ -117,6 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-iters", type=int, help="override train_cfg.max_iters")
     p.add_argument("--no-resume", action="store_true", help="start over instead of resuming the last checkpoint")
     p.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE")
+    p.add_argument("--checkpoint-dir", action="append", default=[], metavar="DIR")
+
+    p = sub.add_parser("demo", help="the web demo in your browser (Gradio; pip install 'openvocab[demo]')")
+    p.add_argument("--config", "-c", default=DEFAULT_CONFIG,
+                   help=f"pipeline config chosen when the page opens (default: {DEFAULT_CONFIG}; tiny_random runs "
+                        "offline with random weights)")
+    p.add_argument("--port", "-p", type=_positive_int, default=7860, help="port (default 7860)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: every one)")
+    p.add_argument("--device", help="device chosen when the page opens (cpu, cuda:0...)")
     p.add_argument("--checkpoint-dir", action="append", default=[], metavar="DIR")
 
     sub.add_parser("eval", help="evaluate tags/boxes/masks (openvocab eval --help)", add_help=False)

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from .config import UserError, load_config
+from .config import UserError, load_config, shipped_dir
 
 
 def _pipeline(args: argparse.Namespace, *, vocabulary=None, need=(), without=()):
@@ -206,3 +206,27 @@ def train(args: argparse.Namespace) -> int:
     print(f"training done -> {runner.work_dir}", file=sys.stderr)
     return 0
 
+
+def demo_module():
+    """The web demo's app module (``demo/app.py``: in the installed package, or the checkout's ``demo/``)."""
+    import importlib
+    import importlib.util
+
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        raise UserError("the demo needs Gradio: pip install 'openvocab[demo]'") from None
+    name = "openvocab_demo"
+    if name not in sys.modules:
+        folder = shipped_dir("demo")
+        spec = importlib.util.spec_from_file_location(name, folder / "__init__.py",
+                                                      submodule_search_locations=[str(folder)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return importlib.import_module(f"{name}.app")
+
+
+def demo(args: argparse.Namespace) -> int:
+    load_config(args.config)  # a wrong --config fails here, in one line, before the server starts
+    return demo_module().main(config=args.config, host=args.host, port=args.port, device=args.device)

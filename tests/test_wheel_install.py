@@ -31,7 +31,7 @@ def test_wheel_labels_outside_the_checkout(tmp_path):
     configs = {f"openvocab/configs/{p.relative_to(ROOT / 'configs').as_posix()}"
                for p in (ROOT / "configs").rglob("*.py")}
     assert configs and configs <= shipped, sorted(configs - shipped)
-    assert "openvocab/demo/images/shapes_1.jpg" in shipped
+    assert "openvocab/demo/app.py" in shipped and "openvocab/demo/images/shapes_1.jpg" in shipped
 
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)])
