@@ -65,21 +65,27 @@ def build_app(config: str = DEFAULT_CONFIG, *, device: Optional[str] = None) -> 
     choices = logic.config_choices(config)
     devices = _devices()
     examples = logic.demo_images()
-    theme = gr.themes.Default(**THEME_FONTS)
-    with gr.Blocks(title="openvocab demo", theme=theme, analytics_enabled=False) as app:
+    try:
+        info = logic.config_info(config)
+    except Exception:  # noqa: BLE001 - a broken config: the page says so when it loads
+        info = logic.ConfigInfo(stages=(), random_stages=(), box_threshold=None, text_threshold=None)
+    stages = list(logic.stage_choices(info))
+    with gr.Blocks(title="openvocab demo", analytics_enabled=False) as app:
         gr.Markdown("# openvocab\nOpen-vocabulary tagging, grounding and segmentation: "
                     "RAM++ → boxable filter → Grounding DINO → TAP/SAM.")
-        banner = gr.Markdown(visible=False, elem_id="ov-banner")
+        banner = gr.Markdown(info.banner, visible=bool(info.banner), elem_id="ov-banner")
         with gr.Accordion("Pipeline", open=True):
             with gr.Row():
                 cfg_box = gr.Dropdown(choices, value=config, label="config", elem_id="ov-config",
                                       allow_custom_value=True)
                 dev_box = gr.Dropdown(devices, value=device if device in devices else devices[0], label="device")
                 prec_box = gr.Dropdown(PRECISIONS, value="fp32", label="precision")
-                stage_box = gr.CheckboxGroup([], label="stages", elem_id="ov-stages")
+                stage_box = gr.CheckboxGroup(stages, value=stages, label="stages", elem_id="ov-stages")
             with gr.Row():
-                box_th = gr.Slider(0.0, 1.0, step=0.01, label="box threshold", elem_id="ov-box-threshold")
-                text_th = gr.Slider(0.0, 1.0, step=0.01, label="text threshold", elem_id="ov-text-threshold")
+                box_th = gr.Slider(0.0, 1.0, step=0.01, label="box threshold", elem_id="ov-box-threshold",
+                                   value=info.box_threshold or 0.0, visible=info.box_threshold is not None)
+                text_th = gr.Slider(0.0, 1.0, step=0.01, label="text threshold", elem_id="ov-text-threshold",
+                                    value=info.text_threshold or 0.0, visible=info.text_threshold is not None)
 
         def settings(cfg, dev, prec, stages, box, text) -> logic.Settings:
             return logic.Settings(config=cfg, device=dev, precision=prec, stages=tuple(stages or ()),
@@ -91,8 +97,8 @@ def build_app(config: str = DEFAULT_CONFIG, *, device: Optional[str] = None) -> 
                 with gr.Column(scale=1):
                     upload = gr.File(label="image (upload)", type="filepath", elem_id="ov-upload")
                     gr.Examples([[p] for p in examples], inputs=[upload], label="or pick a bundled image")
-                    vocab = gr.Textbox(label="vocabulary (empty: the tagger tags)", placeholder="cat, dog, fire hydrant",
-                                       elem_id="ov-vocab")
+                    vocab = gr.Textbox(", ".join(info.vocabulary), label="vocabulary (empty: the tagger tags)",
+                                       placeholder="cat, dog, fire hydrant", elem_id="ov-vocab")
                     run = gr.Button("Label", variant="primary", elem_id="ov-run")
                     status = gr.Markdown(elem_id="ov-status")
                 with gr.Column(scale=2):
@@ -141,7 +147,8 @@ def build_app(config: str = DEFAULT_CONFIG, *, device: Optional[str] = None) -> 
 
         config_outputs = [banner, stage_box, box_th, text_th, vocab]
         cfg_box.change(_config_widgets, [cfg_box], config_outputs)
-        app.load(_config_widgets, [cfg_box], config_outputs)
+        if not info.stages:
+            app.load(_config_widgets, [cfg_box], config_outputs)  # shows the config's error
     return app
 
 
@@ -149,6 +156,7 @@ def main(*, config: str = DEFAULT_CONFIG, host: str = "127.0.0.1", port: int = 7
          device: Optional[str] = None) -> int:
     """Serve the page until Ctrl-C."""
     app = build_app(config, device=device)
-    app.queue(default_concurrency_limit=1).launch(server_name=host, server_port=port, show_api=False,
-                                                  max_file_size="200mb", inbrowser=False, share=False)
+    app.queue(default_concurrency_limit=1).launch(server_name=host, server_port=port, theme=gr.themes.Default(**THEME_FONTS),
+                                                  footer_links=["gradio"], max_file_size="200mb", inbrowser=False,
+                                                  share=False, ssr_mode=False)
     return 0
