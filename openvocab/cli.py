@@ -9,56 +9,22 @@
     openvocab eval ...                                 tag mAP, box/mask AP, run comparison
     openvocab train CONFIG --work-dir DIR              fine-tune (mmengine Runner, resumable)
     openvocab download --config CFG --to DIR           fetch every file a config needs (for offline machines)
+    openvocab demo [--config C] [--port P]             the web demo (pip install 'openvocab[demo]')
 
 Run "openvocab COMMAND --help" for a command's options.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import sys
-from pathlib import Path
 from typing import Optional, Sequence
 
+from .config import DEFAULT_CONFIG, load_config, resolve_config  # noqa: F401  (re-exported: config resolution lives in openvocab.config)
 from .errors import ArgumentParser, RunError, UserError  # noqa: F401  (UserError: imported from here by commands)
 
-REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-DEFAULT_CONFIG = "full_pipeline"
 #: ``--formats`` names (:data:`openvocab.engine.job.FORMATS`; listed here so ``--help`` imports no engine)
 FORMAT_NAMES = ("coco", "jsonl", "yolo", "yolo-seg", "labelme", "cvat", "voc", "labelstudio", "fiftyone", "vis")
-
-
-def resolve_config(name: str) -> Path:
-    """A config path, or a name under the repository's ``configs/`` (with or without ``.py``)."""
-    for cand in (Path(name), REPO_CONFIGS / name, REPO_CONFIGS / f"{name}.py"):
-        if cand.is_file():
-            return cand
-    raise UserError(f"Config {name!r} not found (looked at {name} and {REPO_CONFIGS}/{name}[.py])")
-
-
-def load_config(name: str, options: Optional[Sequence[str]] = None):
-    from mmengine.config import Config, DictAction
-
-    path = resolve_config(name)
-    try:
-        cfg = Config.fromfile(str(path))
-    except ImportError as e:
-        raise UserError(f"{path}: cannot import a package named in custom_imports ({e})") from None
-    except Exception as e:
-        raise UserError(f"{path}: invalid config ({type(e).__name__}: {e})") from None
-    if options:
-        for opt in options:
-            if "=" not in opt or not opt.split("=", 1)[0].strip():
-                raise UserError(f"--cfg-options {opt!r}: expected KEY=VALUE, e.g. detector.box_threshold=0.3")
-        parser = argparse.ArgumentParser()
-        parser.add_argument("--o", nargs="+", action=DictAction)
-        try:
-            cfg.merge_from_dict(parser.parse_args(["--o", *options]).o)
-        except Exception as e:  # DictAction's asserts on unbalanced brackets, a key through a non-dict entry
-            raise UserError(f"--cfg-options {' '.join(options)}: {type(e).__name__}: {e}") from None
-    return cfg
 
 
 def _at_least(convert, minimum, what: str):
@@ -189,6 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", metavar="DIR", help="destination folder (default: openvocab's cache, $OPENVOCAB_CACHE)")
     p.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE", help="override config entries")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("demo", help="the web demo in your browser (Gradio; pip install 'openvocab[demo]')")
+    p.add_argument("--config", "-c", default=DEFAULT_CONFIG,
+                   help=f"pipeline config chosen when the page opens (default: {DEFAULT_CONFIG}; tiny_random runs "
+                        "offline with random weights)")
+    p.add_argument("--port", "-p", type=_positive_int, default=7860, help="port (default 7860)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: every one)")
+    p.add_argument("--device", help="device chosen when the page opens (cpu, cuda:0...)")
+    p.add_argument("--checkpoint-dir", action="append", default=[], metavar="DIR",
+                   help="folder holding downloaded checkpoints (repeatable; also $OPENVOCAB_CHECKPOINT_DIR)")
 
     sub.add_parser("eval", help="evaluate tags/boxes/masks (openvocab eval --help)", add_help=False)
     return parser

@@ -6,8 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from .cli import UserError, load_config
-from .errors import RunError
+from .config import load_config, shipped_dir
+from .errors import RunError, UserError
 
 
 def _pipeline(args: argparse.Namespace, *, vocabulary=None, need=(), without=()):
@@ -252,21 +252,5 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
-def download(args: argparse.Namespace) -> int:
-    from .download import MANIFEST, download_files
-    from .hub import cache_dir
-
-    cfg = load_config(args.config, args.cfg_options)
-    args.device, args.precision = "cpu", None
-    vocabulary = None if cfg.get("tagger") else "object"  # a detector without a tagger needs some vocabulary
-    _, pipe = _pipeline(args, vocabulary=vocabulary)
-    files = pipe.remote_files()
-    dest = Path(args.to) if args.to else cache_dir()
-    if not files:
-        print(f"{args.config} needs no downloadable file", file=sys.stderr)
-        return 0
-    entries = download_files(files, dest, progress=not args.no_progress, config=args.config)
-    size = sum(e["bytes"] for e in entries) / 1e9
-    print(f"{len(entries)} files ({size:.2f} GB) in {dest} (list: {dest / MANIFEST}); offline, run with "
-          f"--checkpoint-dir {dest}", file=sys.stderr)
-    return 0
+from .config import load_config, shipped_dir
+from .errors import RunError, UserError

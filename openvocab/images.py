@@ -112,6 +112,16 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
     return np.asarray(im)
 
 
+def pil_to_rgb(im: Image.Image) -> np.ndarray:
+    """A loaded Pillow image as displayed: EXIF orientation applied (broken EXIF: the stored orientation), then
+    ``uint8 [H, W, 3]`` RGB by the rules of the module docstring."""
+    try:
+        shown = ImageOps.exif_transpose(im)
+    except Exception:  # noqa: BLE001 - broken EXIF: keep the stored orientation
+        shown = im
+    return np.ascontiguousarray(_to_rgb(shown))
+
+
 def _open_checked(path: str, max_pixels: int) -> Image.Image:
     """``Image.open`` (header only) with our own pixel limit instead of Pillow's global one."""
     try:
@@ -178,11 +188,7 @@ def load_image(path: str, *, max_pixels: Optional[int] = None) -> tuple[np.ndarr
         with im:
             fmt = im.format or "image"
             im.load()  # raises on truncated / corrupt data (LOAD_TRUNCATED_IMAGES is off)
-            try:
-                shown = ImageOps.exif_transpose(im)
-            except Exception:  # noqa: BLE001 - broken EXIF: keep the stored orientation
-                shown = im
-            rgb = np.ascontiguousarray(_to_rgb(shown))
+            rgb = pil_to_rgb(im)
     except MemoryError:
         raise ImageLoadError(path, "out of memory while decoding the image") from None
     except Exception as e:  # noqa: BLE001

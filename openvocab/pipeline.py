@@ -204,21 +204,28 @@ class Pipeline:
             hit = self._boxable[tag] = bool(self.boxable_filter.is_boxable(tag))
         return hit
 
-    def image_tags(self, images: Sequence[np.ndarray], prepared: Optional[Sequence[PreparedImage]] = None
-                   ) -> list[Tags]:
-        """Tags per image (tagger and/or user vocabulary), each marked boxable or not."""
-        if self.tagger is not None:
+    def image_tags(self, images: Sequence[np.ndarray], prepared: Optional[Sequence[PreparedImage]] = None, *,
+                   vocabulary: Sequence[str] | str | None = None) -> list[Tags]:
+        """Tags per image (tagger and/or user vocabulary), each marked boxable or not.
+
+        ``vocabulary``: this call's user classes, used instead of the tagger and the pipeline's vocabulary
+        (what ``build_pipeline(vocabulary=...)`` does, without building another pipeline).
+        """
+        tagger, vocab = self.tagger, self.vocabulary
+        if vocabulary is not None:
+            tagger, vocab = None, parse_vocabulary(vocabulary)
+        if tagger is not None:
             with torch.inference_mode(), self.autocast():
-                tags = self.tagger.tag(images, **_prepared(self.tagger, prepared, "tagger"))
+                tags = tagger.tag(images, **_prepared(tagger, prepared, "tagger"))
         else:
             tags = [Tags() for _ in images]
         out = []
         for t in tags:
             items = list(t.tags)
-            if self.vocabulary:
+            if vocab:
                 have = {x.name.lower() for x in items}
                 items += [Tags.from_names([v], source=TagSource.USER)[0]
-                          for v in self.vocabulary if v.lower() not in have]
+                          for v in vocab if v.lower() not in have]
             items = [replace(x, boxable=True if x.source == TagSource.USER else self.is_boxable(x.name))
                      for x in items]
             out.append(Tags(tuple(items)))

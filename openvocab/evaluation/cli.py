@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_normaliser(config: str):
     """The ``normaliser`` entry of a config (name under ``configs/`` or path), built via ``TOOLS``."""
-    from ..cli import UserError, load_config
+    from ..config import UserError, load_config
     from ..registry import TOOLS
 
     try:
