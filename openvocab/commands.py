@@ -252,5 +252,46 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
-from .config import load_config, shipped_dir
-from .errors import RunError, UserError
+def download(args: argparse.Namespace) -> int:
+    from .download import MANIFEST, download_files
+    from .hub import cache_dir
+
+    cfg = load_config(args.config, args.cfg_options)
+    args.device, args.precision = "cpu", None
+    vocabulary = None if cfg.get("tagger") else "object"  # a detector without a tagger needs some vocabulary
+    _, pipe = _pipeline(args, vocabulary=vocabulary)
+    files = pipe.remote_files()
+    dest = Path(args.to) if args.to else cache_dir()
+    if not files:
+        print(f"{args.config} needs no downloadable file", file=sys.stderr)
+        return 0
+    entries = download_files(files, dest, progress=not args.no_progress, config=args.config)
+    size = sum(e["bytes"] for e in entries) / 1e9
+    print(f"{len(entries)} files ({size:.2f} GB) in {dest} (list: {dest / MANIFEST}); offline, run with "
+          f"--checkpoint-dir {dest}", file=sys.stderr)
+    return 0
+
+
+def demo_module():
+    """The web demo's app module (``demo/app.py``: in the installed package, or the checkout's ``demo/``)."""
+    import importlib
+    import importlib.util
+
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        raise UserError("the demo needs Gradio: pip install 'openvocab[demo]'") from None
+    name = "openvocab_demo"
+    if name not in sys.modules:
+        folder = shipped_dir("demo")
+        spec = importlib.util.spec_from_file_location(name, folder / "__init__.py",
+                                                      submodule_search_locations=[str(folder)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return importlib.import_module(f"{name}.app")
+
+
+def demo(args: argparse.Namespace) -> int:
+    load_config(args.config)  # a wrong --config fails here, in one line, before the server starts
+    return demo_module().main(config=args.config, host=args.host, port=args.port, device=args.device)
