@@ -139,7 +139,7 @@ class LabeledImage:
 
         written: dict[str, list[Path]] = {}
         for name in parse_formats(list(formats)):
-            writer = WRITERS.build({"type": FORMATS[name]})
+            writer = WRITERS.build(dict(FORMATS[name]))
             writer.open(out_dir, context=WriterContext(classes=tuple(self.class_list())))
             writer.write(self.result, self.image if writer.needs_image else None)
             writer.close()

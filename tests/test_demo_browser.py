@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -31,7 +32,8 @@ ARTIFACTS = Path(os.environ.get("OPENVOCAB_TEST_ARTIFACTS", ROOT / "tests" / "ar
 #: as root, without a GPU, and no background connections (this machine has no network but PyPI's and Debian's)
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"]
-REGIONS = "#ov-regions table:not([aria-hidden='true']) tbody tr"  # gradio keeps a hidden measuring table too
+#: the regions table's body rows (Gradio 6 renders them as virtual rows; its <table> only measures column widths)
+REGIONS = "#ov-regions div[role='row'].virtual-row"
 
 
 def _chromium() -> str:
@@ -107,10 +109,14 @@ def test_demo_page_in_chromium(demo_server, shared_dir, tmp_path):
         status = _status(page, "#ov-status", "boxes")  # (the progress overlay's text may still be in it)
         assert "demo4.jpg: " in status, status
 
-        rows = [page.locator(REGIONS).nth(i).locator("td").all_inner_texts()
-                for i in range(page.locator(REGIONS).count())]
-        assert rows, "the tiny random pipeline keeps boxes (max_detections=5): the regions table is empty"
-        assert f"{len(rows)} boxes, {len(rows)} masks" in status
+        found = re.search(r"(\d+) boxes, (\d+) masks", status)
+        assert found and found.group(1) == found.group(2), status
+        n = int(found.group(1))
+        assert n > 0, "the tiny random pipeline keeps boxes (max_detections=5)"
+        # the table is rendered after the status line: wait until it holds the status's boxes
+        page.wait_for_function("([s, n]) => document.querySelectorAll(s).length === n", arg=[REGIONS, n],
+                               timeout=60_000)
+        rows = [page.locator(REGIONS).nth(i).locator("[role='gridcell']").all_inner_texts() for i in range(n)]
         drawn_src = page.locator("#ov-result img").get_attribute("src")
         drawn = np.asarray(Image.open(io.BytesIO(page.request.get(drawn_src).body())).convert("RGB")).astype(int)
         with page.expect_download() as download:
@@ -146,7 +152,12 @@ def test_demo_page_in_chromium(demo_server, shared_dir, tmp_path):
         assert moved.mean() > 0.9, f"mask of {label} not drawn"
         # the box is drawn: most of its left edge has the tag's colour (labels of other boxes may cover some)
         x0 = int(np.floor(x))
-        edge = drawn[int(np.ceil(y)):int(y + h), min(x0, original.shape[1] - 1)]
-        assert (np.abs(edge - np.array(tag_color(label))).sum(axis=1) == 0).mean() > 0.5, f"box of {label} not drawn"
+        rows_y, col = slice(int(np.ceil(y)), int(y + h)), min(x0, original.shape[1] - 1)
+        color = np.array(tag_color(label))
+        to_drawn = np.abs(drawn[rows_y, col] - color).sum(axis=1)
+        to_original = np.abs(original[rows_y, col] - color).sum(axis=1)
+        # most of the edge is in the tag's colour, or close to it where another region's mask is blended over it
+        # (other boxes' labels may cover some of it)
+        assert ((to_drawn == 0) | (to_drawn * 2 < to_original)).mean() > 0.5, f"box of {label} not drawn"
     assert json.loads(coco_path.read_text())["categories"], "categories are listed"
     assert (ARTIFACTS / "demo_page.png").stat().st_size > 10_000

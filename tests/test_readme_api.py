@@ -41,5 +41,5 @@ def test_readme_python_api_runs_as_written(tmp_path):
     assert (tmp_path / "overlay.png").stat().st_size > 0
     coco = COCO(str(tmp_path / "runs" / "api" / "coco.json"))
     assert len(coco.imgs) == 4 and coco.anns
-    assert len(list((tmp_path / "runs" / "api" / "vis").glob("*.png"))) == 4
+    assert len(list((tmp_path / "runs" / "api" / "vis").glob("*.jpg"))) == 4
     assert (tmp_path / "runs" / "api" / "yolo" / "data.yaml").is_file()
