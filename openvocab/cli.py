@@ -36,11 +36,20 @@ def resolve_config(name: str) -> Path:
 
 
 def load_config(name: str, options: Optional[Sequence[str]] = None):
+    """The config ``name`` (a file or a name under ``configs/``), then ``options`` (``key=value``) merged in.
+
+    A config whose ``_base_`` defines a stage (``detector``, ``mask_head``...) and that assigns that stage a
+    dict with another ``type`` gets exactly its own dict for it, not a merge with the base's keyword
+    arguments (:mod:`openvocab.stage_swap`): swapping a stage is one ``detector = dict(type=...)`` line.
+    """
     from mmengine.config import Config, DictAction
+
+    from .stage_swap import replace_swapped_stages
 
     path = resolve_config(name)
     try:
         cfg = Config.fromfile(str(path))
+        replace_swapped_stages(cfg, path)
     except ImportError as e:
         raise UserError(f"{path}: cannot import a package named in custom_imports ({e})") from None
     except Exception as e:

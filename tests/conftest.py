@@ -35,7 +35,7 @@ def _no_network(monkeypatch):
 def bpe_files(tmp_path_factory):
     """A tiny byte-level BPE vocabulary in CLIP's file format (characters only, no merges): the tokenizer
     files of the tiny random CLIP text encoders the tests build."""
-    from transformers.models.clip.tokenization_clip import bytes_to_unicode
+    from transformers.convert_slow_tokenizer import bytes_to_unicode  # GPT-2's byte -> unicode table
 
     d = tmp_path_factory.mktemp("clip_bpe")
     chars = list(bytes_to_unicode().values())

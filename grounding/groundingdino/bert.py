@@ -17,9 +17,14 @@ class TextEncoder(nn.Module):
         super().__init__()
         from transformers import BertConfig, BertModel
 
-        cfg = BertConfig(**{k: v for k, v in config.items() if k not in ("architectures", "transformers_version")})
-        cfg._attn_implementation = "eager"
+        kwargs = {k: v for k, v in config.items()
+                  if k not in ("architectures", "transformers_version", "attn_implementation", "_attn_implementation")}
+        # eager attention adds the additive [B,1,T,T] mask to the scores, as the official BertModel run does
+        cfg = BertConfig(**kwargs, attn_implementation="eager")
         model = BertModel(cfg, add_pooling_layer=False)
+        if model.config._attn_implementation != "eager":
+            raise ValueError(f"BERT text encoder: transformers chose {model.config._attn_implementation!r} "
+                             "attention instead of 'eager'")
         self.embeddings = model.embeddings
         self.encoder = model.encoder
         self.hidden_size = cfg.hidden_size

@@ -1,7 +1,7 @@
 """WordPiece tokenisation for Grounding DINO and the official sub-sentence attention mask.
 
-The tokenizer is transformers' ``BertTokenizerFast`` built from a local vocab file (lower-casing),
-so char offsets are available for mapping tag character spans onto token spans.
+The tokenizer is transformers' ``BertTokenizer`` (backed by ``tokenizers``) built from a local vocab file
+(lower-casing), so char offsets are available for mapping tag character spans onto token spans.
 """
 from __future__ import annotations
 
@@ -16,10 +16,15 @@ MAX_TEXT_LEN = 256
 
 
 def load_tokenizer(vocab_file: str):
-    """BertTokenizerFast from a vocab.txt (no network)."""
-    from transformers import BertTokenizerFast
+    """WordPiece tokenizer from a vocab.txt (no network), as the official code's ``bert-base-uncased`` one.
 
-    return BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+    transformers 5 builds ``BertTokenizer`` from a vocabulary dict (a ``vocab_file`` keyword alone would
+    leave it with its 5-token default vocabulary); the file is read one token a line, as transformers does.
+    """
+    from transformers import BertTokenizer
+    from transformers.models.bert.tokenization_bert import load_vocab
+
+    return BertTokenizer(vocab=load_vocab(str(vocab_file)), do_lower_case=True)
 
 
 def preprocess_caption(caption: str) -> str:

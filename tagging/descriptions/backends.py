@@ -122,7 +122,7 @@ class TransformersLMBackend:
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(self.model_name)
             self._model = AutoModelForCausalLM.from_pretrained(
-                self.model_name, torch_dtype=getattr(torch, self.dtype)).to(self.device).eval()
+                self.model_name, dtype=getattr(torch, self.dtype)).to(self.device).eval()
         except (OSError, ValueError) as e:
             raise BackendError(f"cannot load the language model {self.model_name!r}: {e}") from None
 

@@ -83,7 +83,7 @@ class CLIPTextEncoder:
         if self.model is None:
             vocab = hub.resolve(self.vocab or TOKENIZER_FILES["vocab"])
             merges = hub.resolve(self.merges or TOKENIZER_FILES["merges"])
-            self.tokenizer = CLIPTokenizer(str(vocab), str(merges))
+            self.tokenizer = CLIPTokenizer(vocab=str(vocab), merges=str(merges))  # file paths
             torch.manual_seed(self.seed)
             kwargs = {"eos_token_id": self.tokenizer.eos_token_id}  # pool at the (first) end-of-text token
             if self.variant == "tiny":
