@@ -1,13 +1,35 @@
 #!/usr/bin/env bash
 # Installs openvocab and its offline language data on a fresh machine (Python 3.11, pip).
-#   ./install.sh          the package, spaCy's English model and WordNet (NLTK)
-#   ./install.sh --test   the same plus the test tools
-# GPU machines: pip picks the CUDA build of torch; for a CPU-only torch install it first, e.g.
-#   pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu
+#   ./install.sh --cpu    a machine without an NVIDIA GPU: CPU-only torch first (about 1 GB instead of ~6 GB)
+#   ./install.sh          the package, spaCy's English model and WordNet (NLTK); torch as pip picks it (CUDA on Linux)
+#   ./install.sh --test   the same plus the test tools, the real consumers of the outputs and (as root, apt)
+#                         Debian's chromium for the browser test
+# Options combine: ./install.sh --cpu --test
 set -euo pipefail
 cd "$(dirname "$0")"
 extras=""
-[ "${1:-}" = "--test" ] && extras="[test]"
+cpu=0
+test=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) extras="[test]"; test=1 ;;
+    --cpu) cpu=1 ;;
+    *) echo "usage: ./install.sh [--cpu] [--test]" >&2; exit 2 ;;
+  esac
+done
+if [ "$cpu" = 1 ]; then
+  python3 -m pip install -q torch torchvision --index-url https://download.pytorch.org/whl/cpu
+fi
+if [ "$test" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+  # The browser test drives Debian's Chromium through Playwright (Playwright's own browser download needs
+  # a network this project does not assume); fonts so that the page's screenshot shows text.
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core
+  else
+    echo "install.sh: the browser test needs Chromium: apt-get install chromium (as root)" >&2
+  fi
+fi
 python3 -m pip install -q -e ".${extras}"
 # WordNet is not on PyPI: Debian's wordnet packages, copied into NLTK's data folder.
 openvocab-setup-wordnet

@@ -5,7 +5,7 @@ import argparse
 import os
 import re
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
 
@@ -19,6 +19,59 @@ class CheckpointError(ValueError):
 SAFE_GLOBALS = [argparse.Namespace]
 
 
+def _refusal(path: Path, e: Exception) -> CheckpointError:
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+    if found:
+        return CheckpointError(
+            f"{path}: cannot read checkpoint: it holds a Python object of type {found.group(1)}, which "
+            "safe loading (weights_only=True) refuses. Re-save only its tensors, e.g. "
+            "torch.save(torch.load(f, weights_only=False)['model'], 'weights.pth') if you trust the file")
+    return CheckpointError(f"{path}: cannot read checkpoint ({type(e).__name__}: {' '.join(str(e).split())[:500]})")
+
+
+def read_checkpoint(path: os.PathLike | str, *, map_location: Any = "cpu", safe_globals: Sequence = ()) -> Any:
+    """Whatever a torch checkpoint file holds (e.g. a training checkpoint with optimizer state), read with
+    ``weights_only=True``: tensors, plain containers, :data:`SAFE_GLOBALS` and ``safe_globals``
+    (entries as :func:`torch.serialization.safe_globals` takes them); any other object is refused with
+    one :class:`CheckpointError` naming the file and the object's type."""
+    path = Path(path)
+    try:
+        with torch.serialization.safe_globals([*SAFE_GLOBALS, *safe_globals]):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        raise _refusal(path, e) from None
+
+
+#: first bytes of the files ``torch.save`` writes: a zip archive (torch >= 1.6) or a bare pickle
+_TORCH_MAGIC = ((b"PK\x03\x04", "a zip archive (what torch.save writes)"),
+                (b"\x80", "a Python pickle (what older torch.save writes)"))
+
+
+def safetensors_error(path: os.PathLike | str, e: Exception) -> CheckpointError:
+    """The one message for a ``.safetensors`` file that safetensors cannot read (``e``), saying what the
+    file is when it is in fact a torch checkpoint or a pickle (which is never unpickled here)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        head = b""
+    for magic, what in _TORCH_MAGIC:
+        if head.startswith(magic):
+            return CheckpointError(
+                f"{path}: not a safetensors file but {what}, under a .safetensors name; rename it to .pth to "
+                "read it as a torch checkpoint (with weights_only=True)")
+    return CheckpointError(f"{path}: not a valid safetensors file ({type(e).__name__}: {str(e)[:300]})")
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as e:
+        raise safetensors_error(path, e) from None
+
+
 def read_state_dict(path: os.PathLike | str, *, key: Optional[str] = None) -> dict[str, torch.Tensor]:
     """Read a ``.safetensors`` file or a torch file with ``weights_only=True``.
 
@@ -26,23 +79,7 @@ def read_state_dict(path: os.PathLike | str, *, key: Optional[str] = None) -> di
     releases); a plain state_dict is returned as is.
     """
     path = Path(path)
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            obj = load_file(str(path))
-        else:
-            with torch.serialization.safe_globals(SAFE_GLOBALS):
-                obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
-        if found:
-            raise CheckpointError(
-                f"{path}: cannot read checkpoint: it holds a Python object of type {found.group(1)}, which "
-                "safe loading (weights_only=True) refuses. Re-save only its tensors, e.g. "
-                "torch.save(torch.load(f, weights_only=False)['model'], 'weights.pth') if you trust the file"
-            ) from None
-        raise CheckpointError(f"{path}: cannot read checkpoint ({type(e).__name__}: {str(e)[:500]})") from None
+    obj = _read_safetensors(path) if path.suffix == ".safetensors" else read_checkpoint(path)
     if key is not None and isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
         obj = obj[key]
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

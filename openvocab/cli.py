@@ -1,4 +1,4 @@
-"""The ``openvocab`` command.
+"""The openvocab command.
 
     openvocab label INPUT... --config CFG --out DIR     label images (tag -> detect -> segment)
     openvocab tag INPUT...                             print image tags
@@ -8,57 +8,23 @@
     openvocab parse-captions FILE --tags LIST --out F  captions -> tags JSONL (training labels)
     openvocab eval ...                                 tag mAP, box/mask AP, run comparison
     openvocab train CONFIG --work-dir DIR              fine-tune (mmengine Runner, resumable)
+    openvocab download --config CFG --to DIR           fetch every file a config needs (for offline machines)
+    openvocab demo [--config C] [--port P]             the web demo (pip install 'openvocab[demo]')
+
+Run "openvocab COMMAND --help" for a command's options.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import sys
-from pathlib import Path
 from typing import Optional, Sequence
 
-REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-DEFAULT_CONFIG = "full_pipeline"
+from .config import DEFAULT_CONFIG, load_config, resolve_config  # noqa: F401  (re-exported: config resolution lives in openvocab.config)
+from .errors import ArgumentParser, RunError, UserError  # noqa: F401  (UserError: imported from here by commands)
 
-
-class UserError(Exception):
-    """A problem the user can fix; printed as one message, no traceback."""
-
-
-def resolve_config(name: str) -> Path:
-    """A config path, or a name under the repository's ``configs/`` (with or without ``.py``)."""
-    for cand in (Path(name), REPO_CONFIGS / name, REPO_CONFIGS / f"{name}.py"):
-        if cand.is_file():
-            return cand
-    raise UserError(f"Config {name!r} not found (looked at {name} and {REPO_CONFIGS}/{name}[.py])")
-
-
-def load_config(name: str, options: Optional[Sequence[str]] = None):
-    """The config ``name`` (a file or a name under ``configs/``), then ``options`` (``key=value``) merged in.
-
-    A config whose ``_base_`` defines a stage (``detector``, ``mask_head``...) and that assigns that stage a
-    dict with another ``type`` gets exactly its own dict for it, not a merge with the base's keyword
-    arguments (:mod:`openvocab.stage_swap`): swapping a stage is one ``detector = dict(type=...)`` line.
-    """
-    from mmengine.config import Config, DictAction
-
-    from .stage_swap import replace_swapped_stages
-
-    path = resolve_config(name)
-    try:
-        cfg = Config.fromfile(str(path))
-        replace_swapped_stages(cfg, path)
-    except ImportError as e:
-        raise UserError(f"{path}: cannot import a package named in custom_imports ({e})") from None
-    except Exception as e:
-        raise UserError(f"{path}: invalid config ({type(e).__name__}: {e})") from None
-    if options:
-        parser = argparse.ArgumentParser()
-        parser.add_argument("--o", nargs="+", action=DictAction)
-        cfg.merge_from_dict(parser.parse_args(["--o", *options]).o)
-    return cfg
+#: ``--formats`` names (:data:`openvocab.engine.job.FORMATS`; listed here so ``--help`` imports no engine)
+FORMAT_NAMES = ("coco", "jsonl", "yolo", "yolo-seg", "labelme", "cvat", "voc", "labelstudio", "fiftyone", "vis")
 
 
 def _at_least(convert, minimum, what: str):
@@ -72,6 +38,17 @@ def _at_least(convert, minimum, what: str):
             raise argparse.ArgumentTypeError(f"must be a finite number >= {minimum}, got {text}")
         return value
     return parse
+
+
+def _fraction(text: str) -> float:
+    """An argparse type: a number in ``[0, 1]``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
 
 
 _positive_int = _at_least(int, 1, "a whole number")
@@ -91,9 +68,12 @@ def _common(p: argparse.ArgumentParser, default_config: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="openvocab", description=__doc__,
+    from . import __version__
+
+    parser = ArgumentParser(prog="openvocab", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what each stage does (INFO)")
+    parser.add_argument("--version", action="version", version=f"openvocab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("label", help="label images: tags, boxes, masks -> COCO/JSONL/YOLO/LabelMe/overlays")
@@ -101,8 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", required=True, help="output folder")
     _common(p, DEFAULT_CONFIG)
     p.add_argument("--vocab", help='user vocabulary instead of the tagger, e.g. "cat, dog, fire hydrant"')
-    p.add_argument("--formats", default="coco,jsonl", help="comma list of coco,jsonl,yolo,labelme (default coco,jsonl)")
+    p.add_argument("--formats", default="coco,jsonl",
+                   help=f"comma list of {','.join(f for f in FORMAT_NAMES if f != 'vis')} (default coco,jsonl)")
     p.add_argument("--vis", action="store_true", help="also write overlay pictures to OUT/vis/")
+    p.add_argument("--image-root", metavar="DIR",
+                   help="folder the outputs name images relative to (COCO file_name...; default: the deepest "
+                        "folder holding every input; kept by --resume)")
+    p.add_argument("--val-fraction", type=_fraction, default=None,
+                   help="share of images in the YOLO val split, by a hash of each image's path (default 0.1)")
     p.add_argument("--batch-size", type=_positive_int, default=None,
                    help="images per model batch (default: the config's, else 1)")
     p.add_argument("--workers", type=_non_negative_int, default=None,
@@ -122,18 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cpus-per-worker", type=_non_negative_float, default=1.0, help="CPUs per actor")
 
     p = sub.add_parser("tag", help="print the tags of images")
-    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, globs or .txt lists of paths")
     _common(p, "tagger_only")
     p.add_argument("--json", action="store_true", help="one JSON line per image")
 
     p = sub.add_parser("detect", help='free-text grounding: openvocab detect "a red car" IMAGE...')
-    p.add_argument("text")
-    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("text", help='what to find, in plain words, e.g. "the man in a red shirt"')
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, globs or .txt lists of paths")
     _common(p, "detect_segment")
     p.add_argument("--json", action="store_true", help="one JSON line per image")
 
     p = sub.add_parser("describe-tags", help="write LLM descriptions of new tags (RAM++ recipe)")
-    p.add_argument("tags", nargs="+", metavar="TAG")
+    p.add_argument("tags", nargs="+", metavar="TAG", help='new tag names, e.g. "snow leopard"')
     p.add_argument("--out", "-o", required=True, help="descriptions JSON ([{tag: [descriptions]}])")
     p.add_argument("--config", "-c", default="tools/describe_tags")
     p.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE")
@@ -160,6 +146,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE")
     p.add_argument("--checkpoint-dir", action="append", default=[], metavar="DIR")
 
+    p = sub.add_parser("download", help="fetch every file a pipeline config needs (for offline machines)",
+                       description="Fetch every checkpoint and data file a pipeline config needs into one folder "
+                                   "(sha256 checked where published; manifest.json and SHA256SUMS written). "
+                                   "Carry the folder to an offline machine and run with --checkpoint-dir FOLDER.")
+    p.add_argument("--config", "-c", default=DEFAULT_CONFIG,
+                   help=f"pipeline config file or name under configs/ (default: {DEFAULT_CONFIG})")
+    p.add_argument("--to", metavar="DIR", help="destination folder (default: openvocab's cache, $OPENVOCAB_CACHE)")
+    p.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE", help="override config entries")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("demo", help="the web demo in your browser (Gradio; pip install 'openvocab[demo]')")
+    p.add_argument("--config", "-c", default=DEFAULT_CONFIG,
+                   help=f"pipeline config chosen when the page opens (default: {DEFAULT_CONFIG}; tiny_random runs "
+                        "offline with random weights)")
+    p.add_argument("--port", "-p", type=_positive_int, default=7860, help="port (default 7860)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: every one)")
+    p.add_argument("--device", help="device chosen when the page opens (cpu, cuda:0...)")
+    p.add_argument("--checkpoint-dir", action="append", default=[], metavar="DIR",
+                   help="folder holding downloaded checkpoints (repeatable; also $OPENVOCAB_CHECKPOINT_DIR)")
+
     sub.add_parser("eval", help="evaluate tags/boxes/masks (openvocab eval --help)", add_help=False)
     return parser
 
@@ -179,16 +185,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     from . import commands
     from .checkpoint import CheckpointError
-    from .engine import JobError, OutputError, OutputLockedError, StateError
     from .hub import MissingFileError, set_checkpoint_dirs
 
     set_checkpoint_dirs(getattr(args, "checkpoint_dir", []) or [])
     try:
         return getattr(commands, args.command.replace("-", "_"))(args)
-    except (UserError, MissingFileError, CheckpointError, JobError) as e:
+    except (UserError, MissingFileError, CheckpointError) as e:
         print(f"openvocab {args.command}: {e}", file=sys.stderr)
         return 2
-    except (OutputLockedError, OutputError, StateError) as e:
+    except RunError as e:  # the engine's lock, output and record errors too
         print(f"openvocab {args.command}: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -6,7 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from .cli import UserError, load_config
+from .config import load_config, shipped_dir
+from .errors import RunError, UserError
 
 
 def _pipeline(args: argparse.Namespace, *, vocabulary=None, need=(), without=()):
@@ -40,13 +41,35 @@ def label(args: argparse.Namespace) -> int:
     summary = run_job(pipe, args.inputs, args.out, formats=formats, vis=args.vis, batch_size=batch,
                       workers=args.workers, resume=args.resume, overwrite=args.overwrite, max_pixels=args.max_pixels,
                       progress=not args.no_progress, engine=args.engine, ray=ray,
-                      writer_options=cfg.get("writers", None))
+                      writer_options=_writer_options(cfg, args), image_root=args.image_root)
     rate = summary.labeled / summary.seconds if summary.seconds else 0.0
     print(f"labeled {summary.labeled} images ({summary.skipped} already done, {len(summary.failed)} failed) "
           f"in {summary.seconds:.1f}s ({rate:.2f} img/s) -> {args.out}", file=sys.stderr)
     if summary.failed:
         print(f"failures are listed in {Path(args.out) / 'failures.jsonl'}", file=sys.stderr)
     return summary.exit_code
+
+
+def _writer_options(cfg, args: argparse.Namespace) -> dict[str, dict]:
+    """Writer options per format: the config's ``writers = dict(<format>=dict(...))`` (``--cfg-options
+    writers.labelme.epsilon=2`` included), then ``--val-fraction`` for the YOLO formats."""
+    from .engine import FORMATS
+
+    given = cfg.get("writers", None) or {}
+    if not isinstance(given, dict):
+        raise UserError(f"{args.config}: 'writers' must be a dict of format -> options, got {type(given).__name__}")
+    unknown = sorted(set(given) - set(FORMATS))
+    if unknown:
+        raise UserError(f"{args.config}: 'writers' names unknown format(s) {unknown}; formats: {', '.join(FORMATS)}")
+    options = {}
+    for name, opts in given.items():
+        if not isinstance(opts, dict):
+            raise UserError(f"{args.config}: writers.{name} must be a dict of options, got {opts!r}")
+        options[name] = {k: (v.to_dict() if hasattr(v, "to_dict") else v) for k, v in opts.items()}
+    if args.val_fraction is not None:
+        for name in ("yolo", "yolo-seg"):
+            options[name] = {**options.get(name, {}), "val_fraction": args.val_fraction}
+    return options
 
 
 def _each_image(inputs):
@@ -75,8 +98,10 @@ def _tag_text(t) -> str:
 
 
 def tag(args: argparse.Namespace) -> int:
+    from .engine import setup_pipeline
+
     _, pipe = _pipeline(args, need=("tagger",), without=("detector", "mask_head", "segmenter", "stuff_segmenter"))
-    pipe.setup()
+    setup_pipeline(pipe)
     failed = 0
     for f, img, info in _each_image(args.inputs):
         if img is None:
@@ -97,11 +122,12 @@ def detect(args: argparse.Namespace) -> int:
     import torch
 
     from .boxes import clip_detections
+    from .engine import setup_pipeline
 
     # free-text grounding needs the detector only: no tagger, no mask head is built or downloaded
     _, pipe = _pipeline(args, vocabulary="object", need=("detector",),
                         without=("tagger", "boxable_filter", "mask_head", "segmenter", "stuff_segmenter"))
-    pipe.setup()
+    setup_pipeline(pipe)
     failed = 0
     for f, img, info in _each_image(args.inputs):
         if img is None:
@@ -136,11 +162,9 @@ def _tool(args: argparse.Namespace, key: str):
 
 
 def describe_tags(args: argparse.Namespace) -> int:
-    from .writers.base import atomic_write_text
-
     _, describer = _tool(args, "describer")
-    out = describer.describe(args.tags)
-    atomic_write_text(args.out, json.dumps([{t: d} for t, d in out.items()], indent=1, ensure_ascii=False))
+    out = describer.describe(args.tags)  # a backend failure is a RunError (one line, exit 1)
+    _write_text(args.out, json.dumps([{t: d} for t, d in out.items()], indent=1, ensure_ascii=False))
     print(f"described {len(out)} tags -> {args.out}", file=sys.stderr)
     return 0
 
@@ -160,40 +184,61 @@ def embed_tags(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_captions(path: Path) -> list[tuple[str, str]]:
-    rows = []
+def _read_captions(path: Path) -> tuple[list[tuple[str, str]], list[int]]:
+    """``(rows, bad_lines)``: ``(file, caption)`` per usable line, and the numbers of the lines that are
+    not valid UTF-8 (left out; the caller reports them after writing the rest)."""
+    rows, bad = [], []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        data = path.read_bytes()
     except OSError as e:
-        raise UserError(f"{path}: {e}") from None
-    for i, line in enumerate(lines, 1):
+        raise UserError(f"{path}: {e.strerror or e}") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]  # a UTF-8 byte-order mark
+    for i, raw in enumerate(data.splitlines(), 1):  # \n, \r\n and \r, as editors number lines
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            bad.append(i)
+            continue
         if not line.strip():
             continue
         if line.lstrip().startswith("{"):
             try:
                 obj = json.loads(line)
                 rows.append((str(obj.get("file", obj.get("image", i))), str(obj["caption"])))
-            except (ValueError, KeyError) as e:
-                raise UserError(f"{path}:{i}: bad JSON line ({e})") from None
+            except (ValueError, KeyError, AttributeError) as e:
+                raise UserError(f"{path}:{i}: bad JSON line ({type(e).__name__}: {e})") from None
         elif "\t" in line:
             rows.append(tuple(line.split("\t", 1)))
         else:
             rows.append((str(i), line))
-    return rows
+    return rows, bad
+
+
+def _write_text(path: str, text: str) -> None:
+    from .writers.base import atomic_write_text
+
+    try:
+        atomic_write_text(path, text)
+    except OSError as e:
+        raise RunError(f"{path}: cannot write ({e.strerror or e})") from None
 
 
 def parse_captions(args: argparse.Namespace) -> int:
-    from .writers.base import atomic_write_text
-
     if not Path(args.tags).is_file():
         raise UserError(f"{args.tags}: tag list not found")
     args.cfg_options = list(args.cfg_options or []) + [f"parser.tag_list={args.tags}"]
     _, parser = _tool(args, "parser")
-    rows = _read_captions(Path(args.file))
+    rows, bad = _read_captions(Path(args.file))
     tags = parser.parse([c for _, c in rows])
-    atomic_write_text(args.out, "".join(json.dumps({"file": f, "caption": c, "tags": t}, ensure_ascii=False) + "\n"
-                                        for (f, c), t in zip(rows, tags)))
+    _write_text(args.out, "".join(json.dumps({"file": f, "caption": c, "tags": t}, ensure_ascii=False) + "\n"
+                                  for (f, c), t in zip(rows, tags)))
     print(f"parsed {len(rows)} captions -> {args.out}", file=sys.stderr)
+    if bad:
+        shown = ", ".join(map(str, bad[:10])) + (f" ... (+{len(bad) - 10} more)" if len(bad) > 10 else "")
+        print(f"openvocab parse-captions: {args.file}: {len(bad)} line{'s' if len(bad) > 1 else ''} not valid "
+              f"UTF-8, left out: line{'s' if len(bad) > 1 else ''} {shown}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -208,3 +253,48 @@ def train(args: argparse.Namespace) -> int:
     runner.train()
     print(f"training done -> {runner.work_dir}", file=sys.stderr)
     return 0
+
+
+def download(args: argparse.Namespace) -> int:
+    from .download import MANIFEST, download_files
+    from .hub import cache_dir
+
+    cfg = load_config(args.config, args.cfg_options)
+    args.device, args.precision = "cpu", None
+    vocabulary = None if cfg.get("tagger") else "object"  # a detector without a tagger needs some vocabulary
+    _, pipe = _pipeline(args, vocabulary=vocabulary)
+    files = pipe.remote_files()
+    dest = Path(args.to) if args.to else cache_dir()
+    if not files:
+        print(f"{args.config} needs no downloadable file", file=sys.stderr)
+        return 0
+    entries = download_files(files, dest, progress=not args.no_progress, config=args.config)
+    size = sum(e["bytes"] for e in entries) / 1e9
+    print(f"{len(entries)} files ({size:.2f} GB) in {dest} (list: {dest / MANIFEST}); offline, run with "
+          f"--checkpoint-dir {dest}", file=sys.stderr)
+    return 0
+
+
+def demo_module():
+    """The web demo's app module (``demo/app.py``: in the installed package, or the checkout's ``demo/``)."""
+    import importlib
+    import importlib.util
+
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        raise UserError("the demo needs Gradio: pip install 'openvocab[demo]'") from None
+    name = "openvocab_demo"
+    if name not in sys.modules:
+        folder = shipped_dir("demo")
+        spec = importlib.util.spec_from_file_location(name, folder / "__init__.py",
+                                                      submodule_search_locations=[str(folder)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return importlib.import_module(f"{name}.app")
+
+
+def demo(args: argparse.Namespace) -> int:
+    load_config(args.config)  # a wrong --config fails here, in one line, before the server starts
+    return demo_module().main(config=args.config, host=args.host, port=args.port, device=args.device)

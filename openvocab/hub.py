@@ -4,26 +4,29 @@ Weight metadata is data (:class:`RemoteFile`), not code. :func:`resolve` looks, 
 
 1. the directories given by ``--checkpoint-dir`` / :func:`set_checkpoint_dirs` and the
    ``OPENVOCAB_CHECKPOINT_DIR`` environment variable (``os.pathsep``-separated);
-2. the Hugging Face cache (``hf_hub_download``; honours ``HF_HUB_OFFLINE``) for files on the hub;
-3. openvocab's own cache (``OPENVOCAB_CACHE``, default ``~/.cache/openvocab``) for plain URLs,
+2. openvocab's own cache (``OPENVOCAB_CACHE``, default ``~/.cache/openvocab``): files downloaded
+   from plain URLs and files put there by :func:`copy_into_cache`;
+3. the Hugging Face cache (``hf_hub_download``; honours ``HF_HUB_OFFLINE``) for files on the hub,
 
 and downloads into the cache when allowed. :func:`resolve_repo` does the same for a whole Hugging Face
-model repository (config, weights and processor files of a ``transformers`` model). Downloads check
-sha256 where it is known. If the
-file cannot be had, :class:`MissingFileError` says which file, where it comes from and how to
-point at a local copy.
+model repository (config, weights and processor files of a ``transformers`` model). Where a ``sha256``
+is published, a file is accepted only if the sha256 of its *content* matches (never a cache file's name
+or a server's ETag), hashed once per file version (:class:`~openvocab.fileio.HashMemo`); wrong files
+in the caches are removed. Downloads and copies into the cache are atomic (temp file + fsync + rename).
+If the file cannot be had, :class:`MissingFileError` says which file, where it comes from and how to point
+at a local copy.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
-import shutil
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
+
+from .fileio import HashMemo, atomic_open, sha256sum  # noqa: F401  (sha256sum: re-exported)
 
 ENV_CHECKPOINT_DIR = "OPENVOCAB_CHECKPOINT_DIR"
 ENV_CACHE = "OPENVOCAB_CACHE"
@@ -56,6 +59,18 @@ class RemoteFile:
     description: str = ""
 
     @property
+    def urls(self) -> list[str]:
+        """Direct download URLs, in the order they are tried (the Hugging Face hub's, honouring
+        ``HF_ENDPOINT``, then ``url``)."""
+        out = []
+        if self.hf_repo:
+            endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+            out.append(f"{endpoint}/{self.hf_repo}/resolve/main/{self.hf_filename or self.filename}")
+        if self.url:
+            out.append(self.url)
+        return out
+
+    @property
     def source(self) -> str:
         if self.hf_repo:
             return f"https://huggingface.co/{self.hf_repo}/blob/main/{self.hf_filename or self.filename}"
@@ -80,12 +95,9 @@ def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
 
 
-def sha256sum(path: os.PathLike | str, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+def _memo() -> HashMemo:
+    """Digests already verified (so a multi-GB checkpoint is hashed once): ``CACHE/verified-sha256.json``."""
+    return HashMemo(path=cache_dir() / "verified-sha256.json")
 
 
 def _missing(spec: RemoteFile, reason: str) -> MissingFileError:
@@ -98,40 +110,59 @@ def _missing(spec: RemoteFile, reason: str) -> MissingFileError:
         f"{', '.join(map(str, checkpoint_dirs())) or 'none given'}).")
 
 
+def _mismatch(spec: RemoteFile, path: Path) -> Optional[str]:
+    """The sha256 of ``path``'s content if it is not the published one (``None``: it is, or none is
+    published). Hashes the content (once: see :func:`_memo`), never trusts a file name."""
+    if not spec.sha256:
+        return None
+    got = _memo().sha256(path)
+    return None if got == spec.sha256.lower() else got
+
+
+def _remove(*paths: Path) -> None:
+    for p in paths:
+        if os.path.lexists(p):
+            os.unlink(p)
+
+
 def _download_url(spec: RemoteFile, dest: Path) -> None:
+    """Download ``spec.url`` to ``dest`` (temp file + fsync + rename), hashing the bytes as they come;
+    a short or wrong file never reaches ``dest``."""
     from tqdm import tqdm
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(spec.url, timeout=60) as resp:
-            total = int(resp.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=spec.filename) as bar:
-                while block := resp.read(1 << 20):
-                    out.write(block)
-                    bar.update(len(block))
-        if spec.sha256:
-            got = sha256sum(tmp)
-            if got != spec.sha256:
-                raise MissingFileError(f"Downloaded '{spec.filename}' from {spec.url} has sha256 "
-                                       f"{got}, expected {spec.sha256}; the file was discarded.")
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    digest = hashlib.sha256()
+    size = 0
+    with atomic_open(dest) as out, urllib.request.urlopen(spec.url, timeout=60) as resp:
+        total = int(resp.headers.get("Content-Length") or 0) or None
+        with tqdm(total=total, unit="B", unit_scale=True, desc=spec.filename) as bar:
+            while block := resp.read(1 << 20):
+                out.write(block)
+                digest.update(block)
+                size += len(block)
+                bar.update(len(block))
+        if total is not None and size != total:
+            raise MissingFileError(f"Download of '{spec.filename}' from {spec.url} stopped after {size} of "
+                                   f"{total} bytes; the partial file was discarded.")
+        if spec.sha256 and digest.hexdigest() != spec.sha256.lower():
+            raise MissingFileError(f"Downloaded '{spec.filename}' from {spec.url} has sha256 "
+                                   f"{digest.hexdigest()}, expected {spec.sha256}; the file was discarded.")
+    _memo().remember(dest, digest.hexdigest())
 
 
-def _check_hf_sha256(spec: RemoteFile, path: Path) -> Path:
-    """A published ``sha256`` against a file from the Hugging Face cache, which stores a Git LFS
-    file as a blob named by its sha256 (so no re-hashing); a file not stored so is hashed."""
-    if not spec.sha256:
+def _check_hf_file(spec: RemoteFile, path: Path) -> Path:
+    """A file from the Hugging Face cache against the published ``sha256``, hashed from its content
+    (the cache names a blob after the server's ETag, which proves nothing). A wrong file is removed
+    from the cache (blob and snapshot link), so the next run downloads it again."""
+    got = _mismatch(spec, path)
+    if got is None:
         return path
-    blob = Path(os.path.realpath(path)).name
-    got = blob if len(blob) == 64 and all(c in "0123456789abcdef" for c in blob) else sha256sum(path)
-    if got != spec.sha256:
-        raise MissingFileError(f"'{spec.filename}' from {spec.source} ({path}) has sha256 {got}, expected "
-                               f"{spec.sha256}: delete it from the Hugging Face cache and download it again.")
-    return path
+    blob = Path(os.path.realpath(path))
+    _remove(path, blob)
+    _memo().forget(blob)
+    raise MissingFileError(
+        f"'{spec.filename}' from {spec.source} has sha256 {got}, expected {spec.sha256}: refused, and removed "
+        f"from the Hugging Face cache ({path}); the next run downloads it again, or put the published file in a "
+        "--checkpoint-dir folder")
 
 
 _recorders: list[list[tuple[Optional[RemoteFile], Path]]] = []
@@ -152,7 +183,10 @@ def recording() -> Iterator[list[tuple[Optional[RemoteFile], Path]]]:
 def resolve(spec: RemoteFile | str, *, download: bool = True) -> Path:
     """Local path of ``spec``; downloads into the cache if needed and allowed.
 
-    ``spec`` may also be a plain path string to an existing file.
+    Where ``spec.sha256`` is published, every file found or fetched is checked against it by hashing
+    its content (once per file version: :func:`_memo`). A wrong file in a ``--checkpoint-dir`` is
+    refused (and left alone: it is the user's); a wrong file in openvocab's cache or the Hugging Face
+    cache is removed. ``spec`` may also be a plain path string to an existing file (not checked).
     """
     path = _resolve(spec, download=download)
     for found in _recorders:
@@ -171,11 +205,22 @@ def _resolve(spec: RemoteFile | str, *, download: bool = True) -> Path:
         raise MissingFileError(f"Missing file '{spec}': no such file (searched also "
                                f"{', '.join(map(str, checkpoint_dirs())) or 'no --checkpoint-dir'}).")
     for d in checkpoint_dirs():
-        if (d / spec.filename).is_file():
-            return d / spec.filename
+        local = d / spec.filename
+        if local.is_file():
+            got = _mismatch(spec, local)
+            if got is not None:
+                raise MissingFileError(
+                    f"'{local}' has sha256 {got}, but the published '{spec.filename}' ({spec.source}) has "
+                    f"{spec.sha256}: it is another or a damaged file; replace it (or remove it to download)")
+            return local
     cached = cache_dir() / spec.filename
+    removed = ""
     if cached.is_file():
-        return cached
+        got = _mismatch(spec, cached)
+        if got is None:
+            return cached
+        _remove(cached)
+        removed = f"the cached copy {cached} had sha256 {got}, expected {spec.sha256}, and was removed; "
     if spec.hf_repo:
         try:
             from huggingface_hub import hf_hub_download
@@ -185,27 +230,38 @@ def _resolve(spec: RemoteFile | str, *, download: bool = True) -> Path:
         except Exception as e:  # offline, no network, 404...: fall through to the URL or fail
             hf_error = f"not in the Hugging Face cache and could not be downloaded ({type(e).__name__})"
         else:
-            return _check_hf_sha256(spec, hf_path)
+            return _check_hf_file(spec, hf_path)
         if not spec.url:
-            raise _missing(spec, hf_error) from None
+            raise _missing(spec, removed + hf_error) from None
     if not spec.url:
-        raise _missing(spec, "no download location is known")
+        raise _missing(spec, removed + "no download location is known")
     if offline() or not download:
-        raise _missing(spec, "not cached and downloads are off (HF_HUB_OFFLINE)")
+        raise _missing(spec, removed + "not cached and downloads are off (HF_HUB_OFFLINE)")
     try:
         _download_url(spec, cached)
     except MissingFileError:
         raise
     except Exception as e:
-        raise _missing(spec, f"download failed ({type(e).__name__}: {e})") from None
+        raise _missing(spec, f"{removed}download failed ({type(e).__name__}: {e})") from None
     return cached
 
 
 def copy_into_cache(path: os.PathLike | str, spec: RemoteFile) -> Path:
-    """Put a local file where :func:`resolve` will find it (for offline set-up)."""
+    """Put a local file where :func:`resolve` will find it (for offline set-up).
+
+    The copy is atomic (temp file in the cache folder + fsync + rename) and is hashed as it is
+    copied: a file that is not the published one (``spec.sha256``) is refused and nothing is left.
+    """
     dest = cache_dir() / spec.filename
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, dest)
+    digest = hashlib.sha256()
+    with open(path, "rb") as src, atomic_open(dest) as out:
+        while block := src.read(1 << 20):
+            out.write(block)
+            digest.update(block)
+        if spec.sha256 and digest.hexdigest() != spec.sha256.lower():
+            raise MissingFileError(f"'{path}' has sha256 {digest.hexdigest()}, but the published "
+                                   f"'{spec.filename}' ({spec.source}) has {spec.sha256}: not copied")
+    _memo().remember(dest, digest.hexdigest())
     return dest
 
 

@@ -47,6 +47,40 @@ class ImageLoadError(Exception):
         self.message = message
 
 
+def _without_path(message: str, path: str) -> str:
+    """A library's error message without the file's path (the failure is reported as ``"<file>: <message>"``)."""
+    for spelled in (repr(path), f'"{path}"', path):
+        message = message.replace(spelled, "the file")
+    return message
+
+
+# --------------------------------------------------------------------------- resizing
+
+
+def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``uint8 [H, W, C]`` -> ``uint8 [height, width, C]``: Pillow's ``BILINEAR`` resize (antialiased
+    when shrinking), with the same pixels whatever Pillow is installed.
+
+    Pillow resizes in two separable passes and rounds to ``uint8`` in between, so the pass order
+    changes pixels. Pillow >= 13 runs the vertical pass first when the height shrinks by more than
+    twice as many pixels as the width (older versions always start horizontally). This function runs
+    the two passes itself, as single-axis resizes, in Pillow 13's order: models' preprocessing (and
+    so labels and parity with the official code run on Pillow 13) do not depend on the Pillow version.
+    """
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3):
+        raise ValueError(f"expected a uint8 image [H, W] or [H, W, C], got {getattr(image, 'dtype', type(image))}")
+    if height < 1 or width < 1:
+        raise ValueError(f"cannot resize to {height} x {width} pixels")
+    h, w = image.shape[:2]
+    pil = Image.fromarray(np.ascontiguousarray(image))
+    vertical_first = (h - height) > 0 and (h - height) > 2 * (w - width)
+    steps = [(w, height), (width, height)] if vertical_first else [(width, h), (width, height)]
+    for size in steps:
+        if pil.size != size:
+            pil = pil.resize(size, Image.BILINEAR)
+    return np.asarray(pil)
+
+
 # --------------------------------------------------------------------------- loading
 
 
@@ -76,6 +110,16 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
     if mode != "RGB":
         im = im.convert("RGB")
     return np.asarray(im)
+
+
+def pil_to_rgb(im: Image.Image) -> np.ndarray:
+    """A loaded Pillow image as displayed: EXIF orientation applied (broken EXIF: the stored orientation), then
+    ``uint8 [H, W, 3]`` RGB by the rules of the module docstring."""
+    try:
+        shown = ImageOps.exif_transpose(im)
+    except Exception:  # noqa: BLE001 - broken EXIF: keep the stored orientation
+        shown = im
+    return np.ascontiguousarray(_to_rgb(shown))
 
 
 def _open_checked(path: str, max_pixels: int) -> Image.Image:
@@ -139,20 +183,16 @@ def load_image(path: str, *, max_pixels: Optional[int] = None) -> tuple[np.ndarr
     except Image.UnidentifiedImageError:
         raise ImageLoadError(path, "not an image, or an image format Pillow cannot read") from None
     except Exception as e:  # noqa: BLE001 - any decoder failure becomes a listed failure
-        raise ImageLoadError(path, f"cannot open image: {type(e).__name__}: {e}") from None
+        raise ImageLoadError(path, f"cannot open image: {type(e).__name__}: {_without_path(str(e), path)}") from None
     try:
         with im:
             fmt = im.format or "image"
             im.load()  # raises on truncated / corrupt data (LOAD_TRUNCATED_IMAGES is off)
-            try:
-                shown = ImageOps.exif_transpose(im)
-            except Exception:  # noqa: BLE001 - broken EXIF: keep the stored orientation
-                shown = im
-            rgb = np.ascontiguousarray(_to_rgb(shown))
+            rgb = pil_to_rgb(im)
     except MemoryError:
         raise ImageLoadError(path, "out of memory while decoding the image") from None
     except Exception as e:  # noqa: BLE001
-        msg = str(e) or type(e).__name__
+        msg = _without_path(str(e), path) or type(e).__name__
         if "truncated" in msg.lower():
             raise ImageLoadError(path, f"truncated {fmt} file ({msg})") from None
         raise ImageLoadError(path, f"corrupt {fmt} data: {type(e).__name__}: {msg}") from None

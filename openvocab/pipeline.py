@@ -42,6 +42,25 @@ def _build(registry, cfg: Any):
     return registry.build(dict(cfg))
 
 
+def check_device(device: str) -> str:
+    """``device`` if torch knows it and this machine has it; ``ValueError`` with one line otherwise."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: CUDA is not available here (no GPU, or a CPU-only torch); "
+                             "use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r}: MPS is not available here; use --device cpu")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unsupported device {device!r}; use cpu, cuda, cuda:N or mps")
+    return device
+
+
 def parse_vocabulary(text: str | Sequence[str]) -> list[str]:
     """``"cat, dog . fire hydrant"`` -> ``["cat", "dog", "fire hydrant"]`` (order kept, duplicates dropped).
 
@@ -98,6 +117,7 @@ class Pipeline:
                  precision: str = "fp32", clip_boxes: bool = True, prompt_builder: Any = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        check_device(device)
         if prompt_builder is not None:
             boxable_filter = _from_old_prompt_builder(prompt_builder, boxable_filter)
         #: what each stage was built from (config dicts; ``{"type": class name}`` for a given instance): a job's
@@ -128,6 +148,14 @@ class Pipeline:
     def required_files(self) -> list[str]:
         return [f for s in self.stages for f in s.required_files()]
 
+    def remote_files(self) -> list:
+        """Every downloadable file (:class:`openvocab.hub.RemoteFile`) the stages will resolve, once each."""
+        files = {}
+        for stage in self.stages:
+            for spec in stage.remote_files():
+                files.setdefault(spec.filename, spec)
+        return list(files.values())
+
     def setup(self) -> "Pipeline":
         """Resolve every stage's weights (may download) and move to the device, before any image."""
         from .hub import MissingFileError
@@ -137,12 +165,22 @@ class Pipeline:
                 try:
                     stage.setup(self.device)
                 except MissingFileError as e:
-                    needed = self.required_files()
-                    if len(needed) > 1:  # say once everything this pipeline will look for
-                        raise MissingFileError(f"{e}\n  This pipeline needs: {', '.join(needed)}.") from None
-                    raise
+                    raise MissingFileError(f"{e}{self._needs()}") from None
             self._ready = True
         return self
+
+    def _needs(self) -> str:
+        """Everything this pipeline will look for, each downloadable file with its URL (for a missing file)."""
+        remote = self.remote_files()
+        names = {f.filename for f in remote}
+        local = [f for f in self.required_files() if f.split(" (", 1)[0] not in names]
+        if not remote and len(local) <= 1:
+            return ""
+        lines = [f"    {f.filename}: {' or '.join(f.urls) or 'no download location known'}" for f in remote]
+        lines += [f"    {f}" for f in local]
+        return ("\n  This pipeline needs:\n" + "\n".join(lines)
+                + "\n  On a connected machine, `openvocab download --config CONFIG --to DIR` fetches every file; "
+                  "then run with --checkpoint-dir DIR.")
 
     def class_names(self) -> Optional[list[str]]:
         """The job's classes in a fixed order: the vocabulary's order (after the tagger's own tags, when
@@ -178,21 +216,28 @@ class Pipeline:
             hit = self._boxable[tag] = bool(self.boxable_filter.is_boxable(tag))
         return hit
 
-    def image_tags(self, images: Sequence[np.ndarray], prepared: Optional[Sequence[PreparedImage]] = None
-                   ) -> list[Tags]:
-        """Tags per image (tagger and/or user vocabulary), each marked boxable or not."""
-        if self.tagger is not None:
+    def image_tags(self, images: Sequence[np.ndarray], prepared: Optional[Sequence[PreparedImage]] = None, *,
+                   vocabulary: Sequence[str] | str | None = None) -> list[Tags]:
+        """Tags per image (tagger and/or user vocabulary), each marked boxable or not.
+
+        ``vocabulary``: this call's user classes, used instead of the tagger and the pipeline's vocabulary
+        (what ``build_pipeline(vocabulary=...)`` does, without building another pipeline).
+        """
+        tagger, vocab = self.tagger, self.vocabulary
+        if vocabulary is not None:
+            tagger, vocab = None, parse_vocabulary(vocabulary)
+        if tagger is not None:
             with torch.inference_mode(), self.autocast():
-                tags = self.tagger.tag(images, **_prepared(self.tagger, prepared, "tagger"))
+                tags = tagger.tag(images, **_prepared(tagger, prepared, "tagger"))
         else:
             tags = [Tags() for _ in images]
         out = []
         for t in tags:
             items = list(t.tags)
-            if self.vocabulary:
+            if vocab:
                 have = {x.name.lower() for x in items}
                 items += [Tags.from_names([v], source=TagSource.USER)[0]
-                          for v in self.vocabulary if v.lower() not in have]
+                          for v in vocab if v.lower() not in have]
             items = [replace(x, boxable=True if x.source == TagSource.USER else self.is_boxable(x.name))
                      for x in items]
             out.append(Tags(tuple(items)))

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import numpy as np
 
 from .structures import Detections, Instances, Prompt, Regions, Tags
+
+if TYPE_CHECKING:
+    from .hub import RemoteFile
 
 
 class Stage(abc.ABC):
@@ -31,6 +34,11 @@ class Stage(abc.ABC):
 
     def required_files(self) -> list[str]:
         """Human-readable names of the checkpoints/data this stage will need (for ``--help``/errors)."""
+        return []
+
+    def remote_files(self) -> list["RemoteFile"]:
+        """The downloadable files (:class:`openvocab.hub.RemoteFile`) that :meth:`setup` will resolve, for
+        ``openvocab download`` and the missing-file message; local paths given by the user are not listed."""
         return []
 
     def prepare(self, image: np.ndarray) -> Any:

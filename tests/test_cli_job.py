@@ -47,7 +47,7 @@ def test_label_folder_all_formats(tmp_path, capsys):
     lines = (out / "labels.jsonl").read_text().splitlines()
     assert len(lines) == 4 and json.loads(lines[1])["tags"][0]["name"] == "dark"
     assert (out / "failures.jsonl").read_text() == ""
-    assert len(list((out / "vis").glob("*.png"))) == 4
+    assert len(list((out / "vis").glob("*.jpg"))) == 4
     assert len(list((out / "labelme").glob("*.json"))) == 4
     assert (out / "yolo" / "data.yaml").is_file()
 

@@ -184,7 +184,7 @@ def test_the_output_folder_is_never_read_as_input(tmp_path):
         assert main(["label", str(d), "--config", TOY, "--out", str(out), "--vis", "--no-progress", *extra]) == 1
         coco = json.loads((out / "coco.json").read_text())
         assert len(coco["images"]) == 4 and all("labels_out" not in i["file_name"] for i in coco["images"])
-    assert len(list((out / "vis").glob("*.png"))) == 4
+    assert len(list((out / "vis").glob("*.jpg"))) == 4
     assert main(["label", str(out / "vis"), "--config", TOY, "--out", str(out), "--resume", "--no-progress"]) == 1
     failures = [json.loads(l) for l in (out / "failures.jsonl").read_text().splitlines()]
     assert failures[0]["error"].startswith("inside the job's output folder")

@@ -178,3 +178,41 @@ def test_malformed_input_names_file_and_line(tmp_path):
         read_tag_ground_truth(gt)
     with pytest.raises(ValueError, match="file not found"):
         read_tag_ground_truth(tmp_path / "nope.jsonl")
+
+
+def test_no_matching_image_stops_tag_evaluation_as_it_stops_box_evaluation(tmp_path, capsys):
+    """Tag and box evaluation refuse alike when no predicted image is a ground-truth image (a score of 0
+    would look like a result), and when the predictions hold no image at all."""
+    from openvocab.evaluation import evaluate_detections
+    from openvocab.evaluation.cli import main as eval_main
+
+    gt_tags = _jsonl(tmp_path / "gt.jsonl", [{"file": "val/a.jpg", "tags": ["dog"]}])
+    pred_tags = _jsonl(tmp_path / "pred.jsonl", [{"file": "elsewhere/z.jpg", "tags": [{"name": "dog", "score": 1}]}])
+    gt_box = {"images": [{"id": 1, "file_name": "val/a.jpg", "width": 10, "height": 10}],
+              "categories": [{"id": 1, "name": "dog"}],
+              "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5], "area": 25,
+                               "iscrowd": 0}]}
+    pred_box = {"images": [{"id": 7, "file_name": "elsewhere/z.jpg", "width": 10, "height": 10}],
+                "categories": [{"id": 1, "name": "dog"}],
+                "annotations": [{"id": 1, "image_id": 7, "category_id": 1, "bbox": [1, 1, 5, 5], "score": 1.0}]}
+    (tmp_path / "gt.json").write_text(json.dumps(gt_box))
+    (tmp_path / "pred.json").write_text(json.dumps(pred_box))
+    want = "no predicted image matches a ground-truth image by file name (e.g. 'elsewhere/z.jpg' vs 'val/a.jpg')"
+    for args in (["--tags-pred", str(pred_tags), "--tags-gt", str(gt_tags)],
+                 ["--pred", str(tmp_path / "pred.json"), "--gt", str(tmp_path / "gt.json")]):
+        assert eval_main([*args, "--out", str(tmp_path / "run")]) == 2
+        assert want in capsys.readouterr().err
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+    gt, pred = read_tag_ground_truth(gt_tags), read_tag_predictions(pred_tags)
+    with pytest.raises(ValueError) as tag_err:
+        evaluate_tags(gt, pred, pred_source="pred.jsonl")
+    with pytest.raises(ValueError) as box_err:
+        evaluate_detections(gt_box, pred_box, pred_source="pred.json")
+    assert str(tag_err.value) == f"pred.jsonl: {want}" and str(box_err.value) == f"pred.json: {want}"
+
+    empty_tags = _jsonl(tmp_path / "empty.jsonl", [])
+    with pytest.raises(ValueError, match="empty.jsonl: the predictions hold no image"):
+        evaluate_tags(gt, read_tag_predictions(empty_tags), pred_source=str(empty_tags))
+    with pytest.raises(ValueError, match="pred.json: the predictions hold no image"):
+        evaluate_detections(gt_box, dict(pred_box, images=[], annotations=[]), pred_source="pred.json")

@@ -47,3 +47,30 @@ def test_detect_free_text_cli(tmp_path, shared_dir, capsys):
     assert main(["detect", TEXT, str(photo), "--config", str(cfg), "--precision", "bf16"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"{photo}: ") and "boxes" in out.splitlines()[0]
+
+
+def test_detect_never_builds_or_resolves_the_mask_head(tmp_path, shared_dir, capsys, monkeypatch):
+    """``openvocab detect`` needs the detector only: a config whose mask head (official TAP ViT-L, not available
+    offline) would fail the job is never built, so none of its files is looked up."""
+    from grounding.tap.mask_head import TAPMaskHead
+
+    cfg = tmp_path / "detect_with_tap.py"
+    cfg.write_text(CONFIG + "mask_head = dict(type='TAPMaskHead', variant='vit_l', checkpoint='tap_vit_l_v1_1', "
+                            "concepts='merged_2560')\n")
+    built = []
+    real_init = TAPMaskHead.__init__
+
+    def spy_init(self, *a, **k):
+        built.append(k)
+        real_init(self, *a, **k)
+
+    monkeypatch.setattr(TAPMaskHead, "__init__", spy_init)
+    photo = shared_dir / "images" / "demo4.jpg"
+    assert main(["detect", TEXT, str(photo), "--config", str(cfg), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["detections"]
+    assert built == [], "detect built the mask head"  # so none of its files was looked up or downloaded
+
+    # the same config labeling does build the mask head, and stops on its missing checkpoint
+    rc = main(["label", str(photo), "--config", str(cfg), "--vocab", "man, horse", "--out", str(tmp_path / "o"),
+               "--no-progress"])
+    assert rc == 2 and built and "tap_vit_l" in capsys.readouterr().err

@@ -101,8 +101,10 @@ def test_verify_main_without_outputs_and_beyond_tolerance(fix_a, tmp_path, capsy
 
     bare = tmp_path / "bare.pt"
     torch.save(_batch_only(fix_a, keep_outputs=False), bare)
-    assert dispatch([str(bare), "--save", str(tmp_path / "o.pt")]) == 0
-    assert "no stored outputs to compare" in capsys.readouterr().out
+    # nothing stored to compare with: the check fails with one line saying so (and still saves)
+    assert dispatch([str(bare), "--save", str(tmp_path / "o.pt")]) == 1
+    assert capsys.readouterr().out.splitlines() == [f"FAIL: nothing compared: {bare} stores no outputs "
+                                                    "(predict cases or batch singles)"]
     saved = torch.load(tmp_path / "o.pt", weights_only=True)
     torch.testing.assert_close(saved["singles"][0]["pred_boxes"], fix_a["batch"]["singles"][0]["pred_boxes"],
                                atol=1e-4, rtol=0)

@@ -12,7 +12,8 @@ import torch
 
 import hf_tiny
 from grounding.hf.detector import HFDetector
-from openvocab.cli import REPO_CONFIGS, main
+from openvocab.cli import main
+from openvocab.config import configs_dir
 from openvocab.hub import MissingFileError
 from openvocab.images import load_image
 
@@ -164,7 +165,7 @@ def test_free_text_is_transformers_phrase_grounding(folders, image, shared_dir, 
     assert len(found) and set(found.phrases) == {"a red car"}
     # through the CLI, with the shipped config pointed at the tiny model
     config = tmp_path / "gd.py"
-    config.write_text(f"_base_ = {str(REPO_CONFIGS / 'detect_gdino_hf.py')!r}\n"
+    config.write_text(f"_base_ = {str(configs_dir() / 'detect_gdino_hf.py')!r}\n"
                       f"detector = dict(model={str(folders['grounding-dino'])!r}, box_threshold=0.3, "
                       "text_threshold=0.3, "
                       "processor_backend=None)\n")  # the reference's image processor (the config asks for PIL's)

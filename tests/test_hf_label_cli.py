@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,9 @@ import pytest
 import torch
 
 import hf_tiny
-from openvocab.cli import REPO_CONFIGS, main
+from openvocab.cli import main
+from openvocab.config import configs_dir
+from openvocab.engine.job import FORMATS
 from openvocab.masks import decode_mask, mask_box
 
 TINY_TAGGER = "tagger = dict(variant='tiny', checkpoint=None, class_thresholds=0.0)\n"
@@ -76,27 +79,49 @@ def _fingerprint(out: Path) -> dict:
         con.close()
 
 
+def _every_format_has_the_coco_objects(out: Path, images: int, objects: int) -> None:
+    """Each writer's output holds every image and as many objects as coco.json."""
+    assert sorted(FORMATS) == sorted(["coco", "jsonl", "yolo", "yolo-seg", "labelme", "cvat", "voc", "labelstudio",
+                                      "fiftyone", "vis"])  # a new format is checked here too
+    jsonl = [json.loads(line) for line in (out / "labels.jsonl").read_text().splitlines()]
+    assert len(jsonl) == images and sum(len(r["detections"]) for r in jsonl) == objects
+    for sub in ("yolo", "yolo-seg"):
+        files = list((out / sub / "labels").rglob("*.txt"))
+        assert len(files) == images and sum(len(f.read_text().splitlines()) for f in files) == objects, sub
+    labelme = [json.loads(f.read_text()) for f in (out / "labelme").glob("*.json")]
+    assert len(labelme) == images
+    assert sum(s["shape_type"] == "rectangle" for d in labelme for s in d["shapes"]) == objects
+    tasks = json.loads((out / "labelstudio" / "tasks.json").read_text())
+    assert len(tasks) == images
+    assert sum(r["type"] == "rectanglelabels" for t in tasks for r in t["predictions"][0]["result"]) == objects
+    assert len(json.loads((out / "fiftyone" / "labels.json").read_text())["annotations"]) == objects
+    assert len(list((out / "vis").iterdir())) == images
+    # cvat and voc (Datumaro's exports)
+    assert len(list(ET.parse(out / "cvat" / "default.xml").getroot().iter("box"))) == objects
+    voc = list((out / "voc" / "Annotations").glob("*.xml"))
+    assert len(voc) == images and sum(len(ET.parse(f).getroot().findall("object")) for f in voc) == objects
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_backend_labels_the_shared_photos(case, models, shared_dir, tmp_path):
     base, lines, stages, masks = CASES[case]
     config = tmp_path / f"{case.replace('+', '_')}.py"
-    config.write_text(f"_base_ = {str(REPO_CONFIGS / (base + '.py'))!r}\n"
+    config.write_text(f"_base_ = {str(configs_dir() / (base + '.py'))!r}\n"
                       + lines.format(**{k: repr(str(v)) for k, v in models.items()}))
     photos = sorted((shared_dir / "images").glob("*.jpg"))
     if case == "owlv2":
         photos = [shared_dir / "images" / "demo4.jpg"]
     out = tmp_path / "out"
     rc = main(["label", *map(str, photos), "--config", str(config), "--out", str(out), "--batch-size", "2",
-               "--formats", "coco,jsonl,yolo,labelme", "--vis", "--no-progress", "--workers", "1"])
+               "--formats", ",".join(FORMATS), "--no-progress", "--workers", "1"])
     assert rc == 0
     used = _fingerprint(out)["stages"]
     for stage, model in stages.items():  # the transformers stage ran, with the tiny model
         assert used[stage]["model"] == str(models[model]), stage
 
     coco = json.loads((out / "coco.json").read_text())
-    assert len(coco["images"]) == len(photos) == len((out / "labels.jsonl").read_text().splitlines())
-    for folder, pattern in (("yolo/labels", "*.txt"), ("labelme", "*.json"), ("vis", "*.png")):
-        assert len(list((out / folder).glob(pattern))) == len(photos), folder
+    assert len(coco["images"]) == len(photos)
+    _every_format_has_the_coco_objects(out, len(photos), len(coco["annotations"]))
     cats = {c["id"]: c["name"] for c in coco["categories"]}
     stuff_seen = 0
     for im in coco["images"]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 from grounding.hf.weights import HF_MODELS
-from openvocab.cli import REPO_CONFIGS
+from openvocab.config import configs_dir
 
-README = (REPO_CONFIGS.parent / "README.md").read_text()
+README = (configs_dir().parent / "README.md").read_text()
 
 
 def test_readme_table_lists_every_model_with_its_licence():
@@ -22,6 +22,6 @@ def test_readme_table_lists_every_model_with_its_licence():
 def test_shipped_configs_name_known_models():
     known = {m.repo for m in HF_MODELS}
     named = set()
-    for path in REPO_CONFIGS.glob("*.py"):
+    for path in configs_dir().glob("*.py"):
         named |= set(re.findall(r"model='([\w.-]+/[\w.-]+)'", path.read_text()))
     assert named and named <= known, named - known

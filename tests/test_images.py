@@ -222,3 +222,21 @@ def test_max_pixels_above_pillows_own_limit(tmp_path, monkeypatch):
     img, info = load_image(str(f), max_pixels=10_000)  # our larger limit wins
     assert (info.width, info.height) == (60, 60) and img[0, 0].tolist() == [1, 2, 3]
     assert Image.MAX_IMAGE_PIXELS == 1000  # restored
+
+
+def test_a_library_error_naming_the_file_does_not_repeat_its_path(tmp_path, monkeypatch):
+    from PIL import Image as PILImage
+
+    from openvocab.images import ImageLoadError, load_image
+
+    path = tmp_path / "x.png"
+    path.write_bytes(b"\x89PNG....")
+
+    def failing_open(p, *args, **kwargs):
+        raise OSError(f"decoder error reading '{p}'")
+
+    monkeypatch.setattr(PILImage, "open", failing_open)
+    with pytest.raises(ImageLoadError) as e:
+        load_image(str(path))
+    assert str(e.value).count(str(path)) == 1
+    assert e.value.message == "cannot open image: OSError: decoder error reading the file"

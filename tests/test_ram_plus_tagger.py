@@ -1,6 +1,7 @@
 """RAMPlusTagger stage: tiny random pipeline, official tag data via the hub, open-set files."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -199,15 +200,15 @@ def test_checkpoint_from_the_hub_is_checked_against_its_published_sha256(monkeyp
         return str(link)
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    # stored under the published digest (as a download announcing it as ETag is), but not that file:
+    # the content is hashed, the name proves nothing; the file is refused and leaves the cache
     blob_name = spec.sha256
     (blobs / blob_name).write_bytes(b"weights")
-    assert resolve(spec).name == "ram_plus_swin_large_14m.pth"
-    assert calls == [("xinyu1205/recognize-anything-plus-model", "ram_plus_swin_large_14m.pth")]
-    blob_name = "0" * 64  # another file under the same name upstream
-    (blobs / blob_name).write_bytes(b"other")
-    with pytest.raises(MissingFileError, match="has sha256 0000"):
+    with pytest.raises(MissingFileError, match=f"has sha256 {hashlib.sha256(b'weights').hexdigest()}"):
         resolve(spec)
-    blob_name = "plain-copy"  # not stored under its hash: the file itself is hashed
+    assert calls == [("xinyu1205/recognize-anything-plus-model", "ram_plus_swin_large_14m.pth")]
+    assert not (blobs / blob_name).exists() and not (tmp_path / "hf" / "snapshots" / spec.filename).is_symlink()
+    blob_name = "plain-copy"  # not stored under a hash at all: hashed just the same
     (blobs / blob_name).write_bytes(b"other")
     with pytest.raises(MissingFileError, match="expected 497c1788"):
         resolve(spec)

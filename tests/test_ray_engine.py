@@ -100,4 +100,4 @@ def test_a_ray_worker_that_dies_mid_batch_loses_and_duplicates_nothing(tmp_path,
     assert [Path(json.loads(l)["file"]).name for l in lines] == names
     failures = [json.loads(l) for l in (out / "failures.jsonl").read_text().splitlines()]
     assert [Path(f["file"]).name for f in failures] == ["bad.png"]
-    assert recorded_count(out) == 8 and len(list((out / "labelme").iterdir())) == 8
+    assert recorded_count(out) == 8 and len(list((out / "labelme").glob("*.json"))) == 8

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from openvocab.cli import REPO_CONFIGS, load_config, main
+from openvocab.cli import load_config, main
+from openvocab.config import configs_dir
 
 PLUGINS = Path(__file__).parent / "plugins"
 
 
 def _child(tmp_path: Path, body: str) -> Path:
     path = tmp_path / "child.py"
-    path.write_text(f"_base_ = {str(REPO_CONFIGS / 'tiny_random.py')!r}\n" + body)
+    path.write_text(f"_base_ = {str(configs_dir() / 'tiny_random.py')!r}\n" + body)
     return path
 
 

@@ -50,23 +50,45 @@ def test_verify_reports_mismatch(fixture_a, tmp_path, capsys):
     assert verify.main([str(path)]) == 1
     text = capsys.readouterr().out
     assert "image_embeddings" in text and "FAIL" in text
+    # the official weights, one official output moved by 1e-3: that entry alone is named as failing
+    fx = copy.deepcopy(fixture_a)
+    fx["outputs"]["calls"]["mixed"]["caption_step_logits"] += 1e-3
+    lines, ok = verify.compare(verify.run_fixture(fx), fx["outputs"], 1e-4)
+    failing = [line for line in lines if "FAIL" in line]
+    assert not ok and len(failing) == 1
+    assert failing[0].startswith("mixed.caption_step_logits: max abs diff 1.0") and failing[0].endswith("e-03  FAIL")
 
 
-def test_verify_without_outputs(fixture_a, tmp_path, capsys):
-    fx = {k: v for k, v in fixture_a.items() if k != "outputs"}
-    path, out = tmp_path / "noout.pt", tmp_path / "res.pt"
-    torch.save(fx, path)
-    assert verify.main([str(path), "--save", str(out)]) == 0
-    assert "no stored outputs" in capsys.readouterr().out
+def test_verify_without_outputs_fails_and_saves_the_official_outputs(fixture_a, tmp_path, capsys):
+    """No stored outputs: nothing is compared, so the check fails (exit 1) with one clear line; ``--save``
+    still writes what the model computes, which for the fixture's own inputs is the official output."""
+    ref = fixture_a["outputs"]
+    inputs_only = {"images_raw": ref["images_raw"], "concept_weights": ref["concept_weights"],
+                   "concept_names": ref["concept_names"],
+                   "calls": {name: {"points": call["points"]} for name, call in ref["calls"].items()}}
+    path, out = tmp_path / "inputs_only.pt", tmp_path / "res.pt"
+    torch.save(dict(fixture_a, outputs=inputs_only), path)
+    assert verify.main([str(path), "--save", str(out)]) == 1
+    assert capsys.readouterr().out.splitlines() == [f"saved outputs to {out}",
+                                                    f"FAIL: nothing compared: {path} stores no model outputs"]
+    res = torch.load(out, weights_only=True)
+    # the official resize of these images is reproduced exactly, so the model sees the reference's pixels
+    assert torch.equal(res["img_batch_uint8"], torch.as_tensor(ref["img_batch_uint8"]))
+    torch.testing.assert_close(res["image_embeddings"], ref["image_embeddings"], atol=1e-4, rtol=0)
+    for name, call in ref["calls"].items():
+        for key in ("iou_pred", "mask_pred", "sem_embeds", "concept_logits_all_tokens", "caption_step_logits"):
+            torch.testing.assert_close(res["calls"][name][key], call[key], atol=1e-4, rtol=0, msg=f"{name}.{key}")
+        assert torch.equal(res["calls"][name]["caption_token_ids"], torch.as_tensor(call["caption_token_ids"]))
+    # the official preprocessed tensor alone is no model output: still nothing compared
+    lines, ok = verify.compare(res, {"img_preprocessed": ref["img_preprocessed"]}, 1e-4)
+    assert not ok and lines == ["img_preprocessed: max abs diff 0.000e+00", verify.NOTHING_COMPARED]
+    # no outputs at all (synthetic images and prompts): nothing compared either
+    torch.save({k: v for k, v in fixture_a.items() if k != "outputs"}, path)
+    assert verify.main([str(path), "--save", str(out)]) == 1
+    assert capsys.readouterr().out.splitlines()[-1] == f"FAIL: nothing compared: {path} stores no model outputs"
     res = torch.load(out, weights_only=True)
     assert tuple(res["calls"]["box"]["iou_pred"].shape) == (6, 4)
     assert tuple(res["calls"]["mixed"]["caption_token_ids"].shape) == (2, 15)
-    # same images/prompts/weights as with outputs present? not the same inputs (synthetic), but
-    # synthetic inputs are deterministic: a second run reproduces them
-    out2 = tmp_path / "res2.pt"
-    assert verify.main([str(path), "--save", str(out2)]) == 0
-    res2 = torch.load(out2, weights_only=True)
-    assert torch.equal(res["calls"]["point"]["mask_pred"], res2["calls"]["point"]["mask_pred"])
 
 
 def _randomise(model: torch.nn.Module, seed: int) -> None:
@@ -152,19 +174,14 @@ OTHER_CONFIGS = [
 
 
 @pytest.mark.parametrize("cfg", OTHER_CONFIGS, ids=["d8-w3-h3-dec96", "d12-w8-h4-dec32", "d4-w4-h1-dec48"])
-def test_verify_other_tiny_configs(cfg, tmp_path, capsys):
+def test_verify_other_tiny_configs(cfg):
     torch.manual_seed(1)
     model = verify.build_from_config(cfg).eval()
     _randomise(model, 5)
     fx = {"format": "tap_tiny_fixture_v1", "config": dict(cfg, seed=3, num_concepts=7),
           "tokenizer": {"n_words": cfg["vocab_size"], "bos_id": 1, "eos_id": 2},
           "state_dict": model.state_dict()}
-    path, out = tmp_path / "fx.pt", tmp_path / "out.pt"
-    torch.save(fx, path)
-    from grounding.verify import main as dispatch
-
-    assert dispatch([str(path), "--save", str(out)]) == 0
-    res = torch.load(out, weights_only=True)
+    res = verify.run_fixture(fx)  # loads the state_dict strictly; synthetic images and prompts
     grid = cfg["image_size"] // 16
     assert tuple(res["image_embeddings"].shape) == (2, cfg["image_embed_dim"], grid, grid)
     box = res["calls"]["box"]
@@ -188,16 +205,6 @@ def test_verify_other_tiny_configs(cfg, tmp_path, capsys):
     assert box["mask_index"].eq(0).all()
     pt = res["calls"]["point"]
     assert torch.equal(pt["mask_index"], pt["iou_pred"][:, 1:].argmax(1) + 1)
-    # stored outputs feed back: the fixture with its own outputs passes, a 1e-3 change fails
-    fx["outputs"] = res
-    torch.save(fx, path)
-    capsys.readouterr()
-    assert dispatch([str(path)]) == 0
-    assert "PASS" in capsys.readouterr().out
-    bad = copy.deepcopy(res)
-    bad["calls"]["mixed"]["caption_step_logits"] += 1e-3
-    lines, ok = verify.compare(res, bad, 1e-4)
-    assert not ok and "mixed.caption_step_logits: max abs diff 1.000e-03  FAIL" in lines
 
 
 def test_relative_position_index_by_hand():

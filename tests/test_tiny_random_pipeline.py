@@ -62,10 +62,10 @@ def test_label_real_photos_all_formats(photo_dir, tmp_path, capsys):
     lines = [json.loads(l) for l in (out / "labels.jsonl").read_text().splitlines()]
     assert sorted(Path(l["file"]).name for l in lines) == ["demo2.jpg", "demo4.jpg"]
     assert sum(len(l["detections"]) for l in lines) == len(anns)
-    assert len(list((out / "vis").glob("*.png"))) == 2
+    assert len(list((out / "vis").glob("*.jpg"))) == 2
     assert len(list((out / "labelme").glob("*.json"))) == 2
     assert (out / "yolo" / "data.yaml").is_file()
-    yolo_rows = [r for f in (out / "yolo" / "labels").glob("*.txt") for r in f.read_text().splitlines()]
+    yolo_rows = [r for f in (out / "yolo" / "labels").glob("*/*.txt") for r in f.read_text().splitlines()]
     assert len(yolo_rows) == len(anns)
     for r in yolo_rows:
         vals = [float(v) for v in r.split()[1:5]]
@@ -91,7 +91,7 @@ def test_readme_demo_folder_labels_and_evaluates(tmp_path):
     out = tmp_path / "demo"
     assert main(["label", str(demo / "images"), "--config", "tiny_random", "--out", str(out), "--vis",
                  "--no-progress"]) == 0
-    assert len(list((out / "vis").glob("*.png"))) == len(gt["images"])
+    assert len(list((out / "vis").glob("*.jpg"))) == len(gt["images"])
     ev = tmp_path / "eval"
     assert main(["eval", "--pred", str(out / "coco.json"), "--gt", str(demo / "ground_truth.json"),
                  "--tags-pred", str(out / "labels.jsonl"), "--tags-gt", str(demo / "ground_truth.json"),

@@ -138,9 +138,9 @@ def test_runner_trains_exports_and_resumes(jsonl_data, tmp_path):
     assert second.iter == 8
     assert (work / "iter_8.pth").is_file()
     assert (work / "last_checkpoint").read_text().strip().endswith("iter_8.pth")
-    # Same weights as the uninterrupted run: model, optimizer momentum and data position were restored.
+    # Bit-identical to the uninterrupted run: model, optimizer momentum and data position were restored.
     for k, v in second.model.export_state_dict().items():
-        torch.testing.assert_close(v, full_w[k])
+        assert torch.equal(v, full_w[k]), k
 
     # --no-resume in a work dir with checkpoints starts again from iteration 0.
     again = _train(jsonl_data, work, 2, resume=False)
@@ -170,3 +170,47 @@ def test_resume_unpickler_allows_only_history_buffer_getattr(tmp_path):
             torch.load(str(bad), weights_only=True)
     with pytest.raises(pickle.UnpicklingError):  # without the allow-list nothing loads
         torch.load(str(ok), weights_only=True)
+
+
+class _RunsShell:
+    """Unpickles to ``os.system(command)``: what a malicious checkpoint does."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (self.command,))
+
+
+def test_malicious_checkpoint_in_work_dir_is_refused_with_one_message(jsonl_data, tmp_path, capsys):
+    from openvocab.cli import main
+
+    work, marker = tmp_path / "work", tmp_path / "pwned"
+    work.mkdir()
+    state = {"head.weight": torch.zeros(3, 3), "head.bias": torch.zeros(3)}
+    torch.save({"meta": {"epoch": 0, "iter": 2}, "state_dict": state, "message_hub": _RunsShell(f"touch {marker}")},
+               str(work / "iter_2.pth"))
+    (work / "last_checkpoint").write_text(str(work / "iter_2.pth"))
+    cfg = tmp_path / "toy.py"
+    _cfg(jsonl_data, 4).dump(str(cfg))
+    rc = main(["train", str(cfg), "--work-dir", str(work)])
+    err = capsys.readouterr().err
+    assert rc == 2 and not marker.exists()
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "iter_2.pth" in err and "system" in err and "--no-resume" in err
+
+
+def test_resume_never_runs_the_config_text_a_checkpoint_carries(jsonl_data, tmp_path):
+    """mmengine's resume runs ``meta['config']`` as a Python config (Config.fromstring): a checkpoint
+    that passes weights_only could still carry code there. It is dropped unread."""
+    from openvocab.training.runner import read_training_checkpoint
+
+    work, marker = tmp_path / "work", tmp_path / "pwned"
+    _train(jsonl_data, work, 2)
+    ckpt = read_training_checkpoint(str(work / "iter_2.pth"))
+    ckpt["meta"]["config"] = f"x = __import__('os').system('touch {marker}')\n"
+    torch.save(ckpt, str(work / "iter_2.pth"))
+    resumed = _train(jsonl_data, work, 4)
+    assert resumed.iter == 4 and not marker.exists()

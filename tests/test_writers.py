@@ -183,50 +183,95 @@ def test_file_names_that_are_not_utf8_round_trip_in_json(tmp_path):
 
 
 def test_yolo_numbers_classes_and_data_yaml(tmp_path):
-    kept = tmp_path / "yolo" / "labels" / "kept.txt"
+    kept = tmp_path / "yolo" / "labels" / "train" / "kept.txt"
     kept.parent.mkdir(parents=True)
     kept.write_text("0 0.5 0.5 0.1 0.1\n")  # written by an earlier run: left alone
-    w = YoloWriter()
+    (tmp_path / "yolo" / "images" / "train").mkdir(parents=True)
+    os.symlink("/x/kept.png", tmp_path / "yolo" / "images" / "train" / "kept.png")
+    w = YoloWriter(val_fraction=0.0)
     w.open(tmp_path, context=WriterContext(classes=("person", "car")))  # the job's class numbering
     w.write(masked_result(), None)
     w.write(empty_result(), None)
     w.finish(lambda: iter([box_result("/data/old.jpg", "person"), box_result("/x/kept.png", "person"),
                            masked_result(), empty_result()]))
     w.close()
+    labels, images = tmp_path / "yolo" / "labels" / "train", tmp_path / "yolo" / "images" / "train"
     # an earlier run's image without a label file gets one; an existing one is left alone
-    assert (tmp_path / "yolo" / "labels" / "old.txt").read_text() == "0 0.125000 0.250000 0.250000 0.500000\n"
+    assert (labels / "old.txt").read_text() == "0 0.125000 0.250000 0.250000 0.500000\n"
     assert kept.read_text() == "0 0.5 0.5 0.1 0.1\n"
-    lines = (tmp_path / "yolo" / "labels" / "street.txt").read_text().splitlines()
+    lines = (labels / "street.txt").read_text().splitlines()
     # car box [20.25, 10.5, 120.125, 60.75] on 200x100: cx = 70.1875/200, cy = 35.625/100, w = 99.875/200, h = 0.5025
     assert lines[0] == "1 0.350938 0.356250 0.499375 0.502500"
     # dog box [150.1, 40.3, 199.9, 99.7] (float32): not in the job's classes -> appended as class 2
     x1, y1, x2, y2 = np.array([150.1, 40.3, 199.9, 99.7], np.float32).astype(float)
     assert lines[1] == f"2 {(x1 + x2) / 400:.6f} {(y1 + y2) / 200:.6f} {(x2 - x1) / 200:.6f} {(y2 - y1) / 100:.6f}"
-    assert (tmp_path / "yolo" / "labels" / "c.txt").read_text() == ""
+    assert (labels / "c.txt").read_text() == ""
+    # every image is linked beside its labels, under the same stem (Ultralytics: /images/ -> /labels/)
+    assert sorted(p.name for p in images.iterdir()) == ["c.png", "kept.png", "old.jpg", "street.jpg"]
+    assert os.readlink(images / "street.jpg") == "/data/a/street.jpg"
+    assert not any((tmp_path / "yolo" / "labels" / "val").iterdir())
     yaml_text = (tmp_path / "yolo" / "data.yaml").read_text()
     import yaml
 
     data = yaml.safe_load(yaml_text)
     assert data["names"] == {0: "person", 1: "car", 2: "dog"} and data["nc"] == 3
-    assert Path(data["path"]) == (tmp_path / "yolo").resolve()
+    assert "path" not in data  # relative to the YAML's folder: the dataset can be moved
+    assert data["train"] == "images/train" and data["val"] == "images/train"  # val_fraction 0: val = train
     # without a class numbering: the labels found, sorted by name, whatever the order of the images
-    w = YoloWriter(subdir="yolo2")
+    w = YoloWriter(subdir="yolo2", val_fraction=0.0)
     w.open(tmp_path)
     for r in (box_result(), masked_result("/x/m.png")):
         w.write(r, None)
     w.close()
     assert yaml.safe_load((tmp_path / "yolo2" / "data.yaml").read_text())["names"] == {0: "car", 1: "dog", 2: "person"}
-    assert (tmp_path / "yolo2" / "labels" / "street.txt").read_text().startswith("2 ")
+    assert (tmp_path / "yolo2" / "labels" / "train" / "street.txt").read_text().startswith("2 ")
+
+
+def test_yolo_split_is_stable_by_file(tmp_path):
+    from openvocab.image_root import split_of
+
+    root = tmp_path / "photos"
+    files = [str(root / f"d{i % 7}" / f"im{i:03d}.jpg") for i in range(200)]
+    results = [box_result(f) for f in files]
+    names = {f: f"n{i}" for i, f in enumerate(files)}
+
+    def run(subdir, these, fraction=0.25):
+        w = YoloWriter(subdir=subdir, val_fraction=fraction)
+        w.open(tmp_path, context=WriterContext(classes=("person",), names=names, image_root=str(root)))
+        for r in these:
+            w.write(r, None)
+        w.finish(lambda: iter(these))
+        w.close()
+        return {p.stem for p in (tmp_path / subdir / "labels" / "val").iterdir()}
+
+    val = run("a", results)
+    assert 30 <= len(val) <= 70  # about a quarter of 200
+    expected = {names[f] for f in files if split_of(os.path.relpath(f, root), 0.25) == "val"}
+    assert val == expected
+    # another run over half of the images (in another order) puts each image in the same split
+    half = results[::2][::-1]
+    assert run("b", half) == {names[r.image.file] for r in half} & val
+    # a resumed job with another fraction moves images: none is left in both splits
+    val_c = run("a", results, fraction=0.5)
+    train_c = {p.stem for p in (tmp_path / "a" / "labels" / "train").iterdir()}
+    assert val <= val_c and not (train_c & val_c) and len(train_c | val_c) == 200
+    assert {p.stem for p in (tmp_path / "a" / "images" / "val").iterdir()} == val_c
+    import yaml
+
+    assert yaml.safe_load((tmp_path / "a" / "data.yaml").read_text())["val"] == "images/val"
 
 
 def test_yolo_clips_boxes_and_writes_segments(tmp_path):
-    w = YoloWriter(segments=True)
+    w = YoloWriter(segments=True, val_fraction=0.0)
     w.open(tmp_path, context=WriterContext(classes=("person", "car", "dog")))
     w.write(box_result(), None)  # [-10, -10, 50, 50] on 200x100 -> clipped to [0, 0, 50, 50]
     w.write(masked_result("/x/seg.png"), None)
     w.close()
-    assert (tmp_path / "yolo" / "labels" / "street.txt").read_text() == "0 0.125000 0.250000 0.250000 0.500000\n"
-    seg = (tmp_path / "yolo" / "labels" / "seg.txt").read_text().splitlines()
+    labels = tmp_path / "yolo" / "labels" / "train"
+    # no mask: the clipped box as a 4-corner polygon (a seg dataset has polygons only)
+    assert (labels / "street.txt").read_text() == "0 " + " ".join(
+        f"{v:.6f}" for v in (0, 0, 0.25, 0, 0.25, 0.5, 0, 0.5)) + "\n"
+    seg = (labels / "seg.txt").read_text().splitlines()
     cid, *coords = seg[0].split()
     pts = np.array(coords, float).reshape(-1, 2) * [200, 100]
     assert cid == "1" and len(pts) == 4  # the car's rectangle mask: 4 corners, pixels 30..59 x 20..39
@@ -275,7 +320,9 @@ def test_labelme_fields_shapes_and_unique_names(tmp_path):
     w2.finish(lambda: iter([a, b, c]))
     w2.close()
     assert json.loads((tmp_path / "out" / "labelme" / "street.json").read_text(encoding="utf-8")) == d
-    assert len(list((tmp_path / "out" / "labelme").iterdir())) == 3
+    assert len(list((tmp_path / "out" / "labelme").glob("*.json"))) == 3
+    # the class list for labelme's --labels: every label, sorted by name without a job numbering
+    assert (tmp_path / "out" / "labelme" / "labels.txt").read_text() == "car\ndog\nperson\n"
 
 
 def test_output_names_are_unique_and_stable():
@@ -301,7 +348,7 @@ def test_overlay_png_size_and_drawn_pixels(tmp_path, shared_dir):
                                           scores=np.array([0.87], np.float32), labels=("person",)),
                     regions=Regions(masks=(rle_of(mask),), mask_scores=np.array([0.9], np.float32),
                                     captions=("a person walking",)))
-    wr = OverlayWriter(mask_alpha=0.5)
+    wr = OverlayWriter(mask_alpha=0.5, format="png", max_side=None)
     wr.open(tmp_path)
     wr.write(r, rgb)
     wr.close()
@@ -358,3 +405,73 @@ def test_writer_misuse_and_bad_arguments(tmp_path):
             bad()
     with pytest.raises(TypeError):
         CocoWriter("coco.json")  # keyword-only
+
+
+def _crowded(h=600, w=800, n=40, seed=0) -> ImageResult:
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(0, [w - 60, h - 60], (n, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(20, 60, (n, 2))], axis=1).astype(np.float32)
+    labels = tuple(f"thing{i % 7}" for i in range(n))
+    masks = tuple(rle_of(rect_mask(h, w, *[int(v) for v in b])) for b in boxes)
+    return ImageResult(image=ImageInfo("crowd.jpg", w, h), tags=Tags(tuple(Tag(f"tag{k}", 0.9 - k / 50) for k in range(12))),
+                       detections=Detections(boxes=boxes, scores=rng.uniform(0.3, 0.9, n).astype(np.float32), labels=labels),
+                       regions=Regions(masks=masks, mask_scores=np.ones(n, np.float32),
+                                       captions=tuple(f"a caption for box {i}" for i in range(n))))
+
+
+def test_overlay_labels_never_overlap_each_other_or_the_tag_panel(tmp_path):
+    r = _crowded()
+    wr = OverlayWriter()
+    picture = wr.render(r, np.full((600, 800, 3), 128, np.uint8))
+    assert picture.size == (800, 600)
+    rects = list(wr.last_labels.values()) + [wr.last_panel]
+    assert len(wr.last_labels) >= 30  # crowded, yet most boxes keep a label
+    for k, a in enumerate(rects):
+        assert 0 <= a[0] < a[2] <= 800 and 0 <= a[1] < a[3] <= 600
+        for b in rects[k + 1:]:
+            overlap_w = min(a[2], b[2]) - max(a[0], b[0])
+            overlap_h = min(a[3], b[3]) - max(a[1], b[1])
+            assert overlap_w <= 0 or overlap_h <= 0, (a, b)
+    # the best box gets a place next to it
+    best = int(np.argmax(r.detections.scores))
+    x1, y1, x2, y2 = r.detections.boxes[best]
+    lx1, ly1, lx2, ly2 = wr.last_labels[best]
+    assert lx1 <= x2 + 1 and lx2 >= x1 - 1 and ly1 <= y2 + 1 and ly2 >= y1 - 1
+
+
+def test_label_layout_places_until_full_and_keeps_reserved_areas_free():
+    from openvocab.writers.label_layout import LabelLayout
+
+    lay = LabelLayout(100, 50, reserved=[(0, 0, 40, 20)], cell=2)
+    spots = [lay.place((50, 20, 60, 30), (30, 10)) for _ in range(30)]
+    placed = [s for s in spots if s is not None]
+    # 100x50 minus the 40x20 panel holds at most (5000 - 800) / 300 = 14 labels of 30x10; then none fits
+    assert 8 <= len(placed) <= 14 and spots[-1] is None
+    assert lay.place((0, 0, 1, 1), (200, 5)) is None  # wider than the picture
+    for k, a in enumerate(placed + [(0, 0, 40, 20)]):
+        for b in placed[k + 1:]:
+            assert min(a[2], b[2]) <= max(a[0], b[0]) or min(a[3], b[3]) <= max(a[1], b[1])
+    assert placed[0] == (50, 10, 80, 20)  # first choice: just above its box
+
+
+def test_overlay_default_is_a_downscaled_jpeg(tmp_path):
+    h, w = 3000, 4000
+    r = ImageResult(image=ImageInfo("/x/big.jpg", w, h), tags=Tags((Tag("person", 0.9),)),
+                    detections=Detections(boxes=np.array([[1000, 1000, 2000, 2500]], np.float32),
+                                          scores=np.array([0.8], np.float32), labels=("person",)),
+                    regions=Regions(masks=(rle_of(rect_mask(h, w, 1200, 1200, 1800, 2400)),),
+                                    mask_scores=np.ones(1, np.float32)))
+    rgb = np.full((h, w, 3), 100, np.uint8)
+    wr = OverlayWriter()
+    wr.open(tmp_path)
+    wr.write(r, rgb)
+    wr.close()
+    path = tmp_path / "vis" / "big.jpg"
+    with Image.open(path) as pic:
+        assert pic.format == "JPEG" and pic.size == (2048, 1536)
+        small = np.asarray(pic.convert("RGB")).astype(int)
+    color = np.array(tag_color("person"))
+    # the mask (1200..1800 x 1200..2400), scaled by 0.512: the default 0.45 blend of the tag colour; outside: grey
+    assert np.abs(small[900, 768] - (100 * 0.55 + color * 0.45)).max() <= 4
+    assert np.abs(small[1400, 1800] - 100).max() <= 4
+    assert path.stat().st_size < 1_000_000

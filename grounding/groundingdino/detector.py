@@ -118,6 +118,12 @@ class GroundingDINODetector(Detector):
             out.append(WEIGHTS["bert-base-uncased-vocab"].filename)
         return out
 
+    def remote_files(self) -> list:
+        files = [WEIGHTS[self.checkpoint]] if self.checkpoint in WEIGHTS else []
+        if self.vocab is None and self.variant != "tiny":
+            files.append(WEIGHTS["bert-base-uncased-vocab"])
+        return files
+
     def _load_tokenizer(self):
         if self.vocab is not None:
             return load_tokenizer(self.vocab)

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from openvocab.images import resize_bilinear
+
 from .weights import INPUT_MAX, INPUT_SHORT, MEAN, STD
 
 
@@ -42,7 +44,7 @@ def resize_image(image: Image.Image | np.ndarray, size: int = INPUT_SHORT,
     oh, ow = resized_hw(h, w, size, max_size)
     if (oh, ow) == (h, w):
         return image
-    return image.resize((ow, oh), Image.BILINEAR)
+    return Image.fromarray(resize_bilinear(np.asarray(image), oh, ow))
 
 
 def to_normalized_tensor(image: Image.Image) -> torch.Tensor:

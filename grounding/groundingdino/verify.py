@@ -1,5 +1,6 @@
 """``python -m grounding.verify FIXTURE.pt --save OUT.pt``: rebuild the model from a Grounding DINO
-fixture, load its weights the way users load real files, recompute outputs and compare."""
+fixture, load its weights the way users load real files, recompute outputs and compare (exit 1 when a
+difference exceeds 1e-4, or when the fixture stores no outputs: a check that compared nothing fails)."""
 from __future__ import annotations
 
 import argparse
@@ -121,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: max|diff| = {d:.3g}")
         worst = max(worst, d)
     if not diffs:
-        print("no stored outputs to compare")
+        print(f"FAIL: nothing compared: {a.fixture} stores no outputs (predict cases or batch singles)")
+        return 1
     print("OK" if worst <= TOL else f"FAIL: max difference {worst:.3g} > {TOL}")
     return 0 if worst <= TOL else 1
 

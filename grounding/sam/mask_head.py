@@ -84,6 +84,9 @@ class SAMMaskHead(PredictorMaskHead):
         spec = CHECKPOINTS.get(self.checkpoint)
         return [f"{spec.filename} ({spec.source})" if spec else str(self.checkpoint)]
 
+    def remote_files(self) -> list:
+        return [CHECKPOINTS[self.checkpoint]] if self.checkpoint in CHECKPOINTS else []
+
     def build_model(self) -> Sam:
         """The model with the configured weights (random if ``checkpoint`` is ``None``), on CPU."""
         path = None

@@ -37,8 +37,9 @@ import torch
 from torch.nn import functional as F
 
 from openvocab import hub
+from openvocab.checkpoint import CheckpointError, read_checkpoint, safetensors_error
 
-from .safe_pickle import safe_load
+from .safe_pickle import UnsafePickleError, safe_load
 from .weights import CONCEPTS
 
 #: exp(logit_scale) of CLIP-style models (the official matrices have it baked in)
@@ -113,28 +114,48 @@ def save_concept_matrix(matrix: ConceptMatrix, path: os.PathLike | str) -> None:
         torch.save({"weights": matrix.weights, "names": list(matrix.names)}, path)
 
 
-def load_concept_matrix(spec: str | os.PathLike) -> ConceptMatrix:
-    """Official name (``merged_2560``...), or a ``.pkl`` / ``.pt`` / ``.safetensors`` path."""
-    spec_s = str(spec)
-    path = hub.resolve(CONCEPTS[spec_s] if spec_s in CONCEPTS else spec_s)
+def _read_concept_file(path: Path) -> ConceptMatrix:
     if path.suffix == ".safetensors":
         from safetensors import safe_open
 
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            if "names" not in meta:
-                raise ValueError(f"{path}: no 'names' in the safetensors metadata")
-            return ConceptMatrix(weights=f.get_tensor("weights"), names=tuple(json.loads(meta["names"])))
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta, weights = f.metadata() or {}, (f.get_tensor("weights") if "weights" in f.keys() else None)
+        except Exception as e:
+            raise safetensors_error(path, e) from None
+        if "names" not in meta or weights is None:
+            raise CheckpointError(f"{path}: a concept file needs a 'weights' tensor and 'names' in its metadata")
+        return ConceptMatrix(weights=weights, names=tuple(json.loads(meta["names"])))
     if path.suffix == ".pt":
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = read_checkpoint(path)
         if not isinstance(obj, dict) or "weights" not in obj or "names" not in obj:
-            raise ValueError(f"{path}: expected a dict with 'weights' [D, C] and 'names'")
+            raise CheckpointError(f"{path}: expected a dict with 'weights' [D, C] and 'names'")
         return ConceptMatrix(weights=obj["weights"], names=tuple(obj["names"]))
-    obj = safe_load(path)
+    try:
+        obj = safe_load(path)
+    except UnsafePickleError as e:
+        raise CheckpointError(f"{path}: concept file refused: {e}") from None
+    except Exception as e:  # not a pickle, truncated, unreadable
+        raise CheckpointError(f"{path}: cannot read the concept pickle ({type(e).__name__}: {e})") from None
     if not (isinstance(obj, (list, tuple)) and len(obj) == 2 and isinstance(obj[0], np.ndarray)):
-        raise ValueError(f"{path}: expected an official concept pickle [weights (D, C), names]")
+        raise CheckpointError(f"{path}: expected an official concept pickle [weights (D, C), names]")
     return ConceptMatrix(weights=torch.from_numpy(np.ascontiguousarray(obj[0], dtype=np.float32)),
                          names=tuple(str(n) for n in obj[1]))
+
+
+def load_concept_matrix(spec: str | os.PathLike) -> ConceptMatrix:
+    """Official name (``merged_2560``...), or a ``.pkl`` / ``.pt`` / ``.safetensors`` path.
+
+    A file that cannot be read as a concept matrix (code in a pickle, a pickle named ``.safetensors``,
+    a wrong layout) raises one :class:`~openvocab.checkpoint.CheckpointError` naming it."""
+    spec_s = str(spec)
+    path = hub.resolve(CONCEPTS[spec_s] if spec_s in CONCEPTS else spec_s)
+    try:
+        return _read_concept_file(path)
+    except CheckpointError:
+        raise
+    except (ValueError, TypeError) as e:  # a layout ConceptMatrix refuses
+        raise CheckpointError(f"{path}: not a concept matrix ({e})") from None
 
 
 class RandomTextEncoder:
@@ -166,7 +187,10 @@ def read_names_file(path: Union[str, os.PathLike]) -> list[str]:
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"{p}: concept names file not found")
-    text = p.read_text(encoding="utf-8")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{p}: concept names file is not UTF-8 text (byte {e.start})") from None
     if p.suffix.lower() == ".json":
         try:
             names = json.loads(text)

@@ -101,6 +101,14 @@ class TAPMaskHead(PredictorMaskHead):
                          else str(self.tokenizer))
         return files
 
+    def remote_files(self) -> list:
+        files = [CHECKPOINTS[self.checkpoint]] if self.checkpoint in CHECKPOINTS else []
+        if isinstance(self.concepts, str) and self.concepts in CONCEPTS:
+            files.append(CONCEPTS[self.concepts])
+        if self.caption and not self._byte_tokenizer() and self.tokenizer is None:
+            files.append(TOKENIZER)
+        return files
+
     def _byte_tokenizer(self) -> bool:
         return self.variant == "tiny" and self.checkpoint is None and self.tokenizer is None
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import PIL.Image
 import torch
 from torch.nn import functional as F
+
+from openvocab.images import resize_bilinear
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def compute_resize(height: int, width: int, image_size: int) -> ResizeInfo:
 def resize_and_pad(image: np.ndarray, info: ResizeInfo, pad_value) -> np.ndarray:
     """``uint8 [H, W, 3]`` -> ``uint8 [S, S, 3]`` (PIL bilinear resize, pad bottom/right)."""
     h, w = info.input_size
-    resized = np.asarray(PIL.Image.fromarray(image).resize((w, h), PIL.Image.BILINEAR))
+    resized = resize_bilinear(image, h, w)
     canvas = np.empty((info.image_size, info.image_size, 3), dtype=np.uint8)
     canvas[:] = pad_value  # float mean -> uint8 truncation, as in the official im_vstack
     canvas[:h, :w] = resized

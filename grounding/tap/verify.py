@@ -4,8 +4,9 @@ Builds the model from the fixture's ``config``, loads its ``state_dict`` strictl
 images and every stored prompt call, saves per call ``iou_pred``, ``mask_pred``, ``sem_embeds``,
 ``concept_logits_all_tokens``, ``caption_token_ids``, ``caption_step_logits`` (and more) plus
 ``image_embeddings``, prints the max differences to the stored outputs that are present and exits
-1 when one exceeds ``--atol`` (1e-4; masks are compared as logits). Without stored inputs it
-synthesises images / prompts, so it also runs on fixtures whose outputs were removed.
+1 when one exceeds ``--atol`` (1e-4; masks are compared as logits), or when the fixture stores no
+model output to compare with (a check that compared nothing has not passed). Without stored inputs
+it synthesises images / prompts, so ``--save`` also works on fixtures whose outputs were removed.
 """
 from __future__ import annotations
 
@@ -44,6 +45,8 @@ FLOAT_KEYS = ("prompt_coords", "sparse_embeds", "decoder_query_out", "iou_pred",
               "sem_tokens", "sem_embeds", "concept_logits_all_tokens", "text_prompts",
               "caption_step_logits")
 EXACT_KEYS = ("mask_index", "caption_token_ids")
+#: the last line of :func:`compare` when the stored outputs hold nothing of the model to compare with
+NOTHING_COMPARED = "FAIL: nothing compared (no stored model outputs)"
 
 
 def build_from_config(config: dict[str, Any]) -> TapModel:
@@ -162,11 +165,13 @@ def run_fixture(fx: dict, *, device: str = "cpu", tokenizer_path: Optional[str] 
 
 
 def compare(res: dict, stored: dict, atol: float) -> tuple[list[str], bool]:
-    """Lines of max differences and whether everything is within ``atol``."""
-    lines, ok = [], True
+    """Lines of max differences and whether everything is within ``atol`` (``False`` when no model output
+    was compared: only the resize/normalisation, or nothing)."""
+    lines, ok, model_checks = [], True, 0
 
     def num(label: str, got: torch.Tensor, ref) -> None:
-        nonlocal ok
+        nonlocal ok, model_checks
+        model_checks += label != "img_preprocessed"
         ref = torch.as_tensor(ref)
         if tuple(got.shape) != tuple(ref.shape):
             lines.append(f"{label}: SHAPE {tuple(got.shape)} vs stored {tuple(ref.shape)}")
@@ -191,11 +196,13 @@ def compare(res: dict, stored: dict, atol: float) -> tuple[list[str], bool]:
                 num(f"{name}.{key}", call[key], ref[key])
         for key in EXACT_KEYS:
             if ref.get(key) is not None:
+                model_checks += 1
                 r = torch.as_tensor(ref[key])
                 same = tuple(r.shape) == tuple(call[key].shape) and bool((r == call[key]).all())
                 ok &= same
                 lines.append(f"{name}.{key}: {'equal' if same else 'DIFFERENT  FAIL'}")
         if ref.get("caption_strings") is not None:
+            model_checks += 1
             same = list(ref["caption_strings"]) == list(call["caption_strings"])
             ok &= same
             lines.append(f"{name}.caption_strings: {'equal' if same else 'DIFFERENT  FAIL'}")
@@ -204,6 +211,9 @@ def compare(res: dict, stored: dict, atol: float) -> tuple[list[str], bool]:
                         zip(call["masks_final_original_size"], ref["masks_final_original_size"]))
             lines.append(f"{name}.masks_final_original_size: {flips} pixels differ (informative; "
                          "near-zero logits)")
+    if not model_checks:
+        lines.append(NOTHING_COMPARED)
+        ok = False
     return lines, ok
 
 
@@ -231,8 +241,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         torch.save(res, args.save)
         print(f"saved outputs to {args.save}")
     lines, ok = compare(res, fx.get("outputs") or {}, args.atol)
-    print("\n".join(lines) if lines else "no stored outputs to compare with")
-    print("PASS" if ok else f"FAIL (tolerance {args.atol:g})")
+    if lines[-1] == NOTHING_COMPARED:
+        lines[-1] = f"FAIL: nothing compared: {args.fixture} stores no model outputs"
+    else:
+        lines.append("PASS" if ok else f"FAIL (tolerance {args.atol:g})")
+    print("\n".join(lines))
     return 0 if ok else 1
 
 

@@ -1,7 +1,7 @@
 """A labeling job over many images: inputs, the output folder's lock and record, an engine, and the outputs.
 
-Layout of ``OUT``: ``coco.json``, ``labels.jsonl``, ``failures.jsonl``, ``yolo/``, ``labelme/``, ``vis/``
-and ``.openvocab/`` (``state.sqlite``: the durable record of finished images, keyed by resolved absolute
+Layout of ``OUT``: ``coco.json``, ``labels.jsonl``, ``failures.jsonl``, ``classes.txt`` (the class list every
+format numbers by), ``yolo/``, ``yolo-seg/``, ``labelme/``, ``vis/`` and ``.openvocab/`` (``state.sqlite``: the durable record of finished images, keyed by resolved absolute
 path; ``lock``: held while a job runs). The engine (local threads, or Ray) feeds finished images to the
 writer thread, which writes per-image files and records each image; when the engine is done, the
 aggregate outputs are rendered from the record in input order. So an interrupted job (``kill -9``
@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 from .. import __version__, hub
+from ..errors import UserError
 from ..images import ImageLoadError, load_image
 from ..inputs import InputItem, InputProblem, collect_inputs
 from ..jsonio import encode_line
@@ -25,22 +28,31 @@ from ..pipeline import Pipeline
 from ..registry import WRITERS
 from ..serialize import result_from_dict
 from ..structures import ImageResult
-from ..writers.base import Writer, WriterContext, atomic_open
+from ..image_root import common_root, outside_root
+from ..writers.base import Writer, WriterContext, atomic_open, atomic_write_text, class_list
 from .fingerprint import describe_changes, job_fingerprint
 from .loader import default_workers
 from .lock import OutputLock
-from .sink import ResultSink
+from .sink import OutputError, ResultSink
 from .state import STATE_DIR, JobState
 
 log = logging.getLogger("openvocab")
 
-#: ``--formats`` name -> registered writer type.
-FORMATS = {"coco": "CocoWriter", "jsonl": "JsonlWriter", "yolo": "YoloWriter",
-           "labelme": "LabelMeWriter", "vis": "OverlayWriter"}
+#: ``--formats`` name -> the registered writer and its defaults for that format (options from the config's
+#: ``writers = dict(<format>=dict(...))`` and the CLI go on top).
+FORMATS: dict[str, dict] = {
+    "coco": dict(type="CocoWriter"), "jsonl": dict(type="JsonlWriter"), "yolo": dict(type="YoloWriter"),
+    "yolo-seg": dict(type="YoloWriter", subdir="yolo-seg", segments=True),
+    "labelme": dict(type="LabelMeWriter"), "cvat": dict(type="CvatWriter"), "voc": dict(type="VocWriter"),
+    "labelstudio": dict(type="LabelStudioWriter"),
+    "fiftyone": dict(type="FiftyOneWriter"), "vis": dict(type="OverlayWriter"),
+}
 ENGINES = ("local", "ray")
+#: the job's class list, one name per line: line ``i`` is YOLO class ``i`` and COCO category ``i + 1``
+CLASSES_FILE = "classes.txt"
 
 
-class JobError(RuntimeError):
+class JobError(UserError):
     """The job cannot start or go on (used output folder, resume of another job...): one line, no traceback."""
 
 
@@ -92,7 +104,8 @@ def run_job(pipeline: Pipeline, inputs: Sequence[str], out_dir: str | Path, *,
             formats: Sequence[str] = ("coco", "jsonl"), vis: bool = False, batch_size: int = 1,
             workers: Optional[int] = None, resume: bool = False, overwrite: bool = False,
             max_pixels: Optional[int] = None, progress: bool = True, engine: str = "local",
-            ray: Optional[RayOptions] = None, writer_options: Optional[Mapping[str, dict]] = None) -> JobSummary:
+            ray: Optional[RayOptions] = None, writer_options: Optional[Mapping[str, dict]] = None,
+            image_root: Optional[str | Path] = None) -> JobSummary:
     """Label every image of ``inputs`` (files, folders, globs, .txt lists) into ``out_dir``.
 
     Args:
@@ -101,6 +114,8 @@ def run_job(pipeline: Pipeline, inputs: Sequence[str], out_dir: str | Path, *,
             one image at a time with no overlap).
         resume: continue the job recorded in ``out_dir``; overwrite: start over in a used folder.
         engine: ``"local"`` or ``"ray"`` (``ray``: :class:`RayOptions`).
+        image_root: the folder image names in the outputs are relative to (``None``: the one the job record
+            holds on resume, else the deepest folder holding every input; :mod:`openvocab.image_root`).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -120,7 +135,7 @@ def run_job(pipeline: Pipeline, inputs: Sequence[str], out_dir: str | Path, *,
             return _run(pipeline, inputs, out, state, names=names, batch_size=batch_size, workers=workers,
                         resume=resume, overwrite=overwrite, max_pixels=max_pixels, progress=progress,
                         engine=engine, ray=ray or RayOptions(), writer_options=dict(writer_options or {}),
-                        start=start)
+                        image_root=image_root, start=start)
         finally:
             state.close()
 
@@ -131,27 +146,31 @@ def _output_folder(out_dir: str | Path) -> Path:
         raise JobError(f"--out {out} is a file, not a folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / STATE_DIR
-        probe.mkdir(exist_ok=True)
+        (out / STATE_DIR).mkdir(exist_ok=True)
+        with tempfile.TemporaryFile(dir=out / STATE_DIR):
+            pass
     except OSError as e:
-        raise JobError(f"cannot create the output folder {out}: {e.strerror or e}") from None
+        raise JobError(f"cannot write in the output folder {out}: {e.strerror or e}") from None
     return out.resolve()
 
 
 def _run(pipeline: Pipeline, inputs: Sequence[str], out: Path, state: JobState, *, names: list[str],
          batch_size: int, workers: int, resume: bool, overwrite: bool, max_pixels: Optional[int], progress: bool,
-         engine: str, ray: RayOptions, writer_options: dict, start: float) -> JobSummary:
+         engine: str, ray: RayOptions, writer_options: dict, image_root: Optional[str | Path],
+         start: float) -> JobSummary:
     from tqdm import tqdm
 
     items, problems = collect_inputs(list(inputs), exclude=[out])
     with hub.recording() as files:
-        pipeline.setup()  # a missing checkpoint stops the job here, before any output is touched
+        setup_pipeline(pipeline)  # a missing checkpoint stops the job here, before any output is touched
     fingerprint = job_fingerprint(stages=pipeline.stage_configs, vocabulary=pipeline.vocabulary,
                                   precision=pipeline.precision, clip_boxes=pipeline.clip_boxes, files=files)
     meta = _check_reuse(state, out, fingerprint, resume=resume, overwrite=overwrite)
     classes = meta.get("classes") if resume and "classes" in meta else pipeline.class_names()
-    state.set_meta({"fingerprint": fingerprint, "classes": classes, "openvocab_version": __version__,
-                    "created": meta.get("created", time.time()), "updated": time.time()})
+    root = _image_root(image_root, meta.get("image_root") if resume else None, items)
+    state.set_meta({"fingerprint": fingerprint, "classes": classes, "image_root": root,
+                    "openvocab_version": __version__, "created": meta.get("created", time.time()),
+                    "updated": time.time()})
     done = state.done_keys(i.key for i in items)
     todo = [i for i in items if i.key not in done]
     summary = JobSummary(total=len(items) + len(problems), skipped=len(items) - len(todo),
@@ -161,7 +180,7 @@ def _run(pipeline: Pipeline, inputs: Sequence[str], out: Path, state: JobState, 
                     "outputs (run with them to include them)", summary.kept, out)
     writers = _open_writers(names, out, writer_options, WriterContext(
         classes=None if classes is None else tuple(classes), names={i.file: i.name for i in items},
-        load_image=_reload))
+        load_image=_reload, image_root=root, replay=True))
     failures_path = out / "failures.jsonl"
     failures_path.write_bytes(b"")
     bar = tqdm(total=len(todo) + len(problems), unit="img", desc="labeling", disable=not progress,
@@ -178,14 +197,25 @@ def _run(pipeline: Pipeline, inputs: Sequence[str], out: Path, state: JobState, 
     finally:
         try:
             sink.close()
+        except BaseException:
+            finished = False  # the writer side failed: outputs are not rendered from a half-written state
+            raise
         finally:
             bar.close()
             if finished or _interrupted():
-                _finish(writers, state, items, problems, failures_path)
+                _finish(writers, state, items, problems, failures_path, classes)
     summary.labeled = sink.counts.labeled
     summary.failed = _failures(state, items, problems)
     summary.seconds = time.monotonic() - start
     return summary
+
+
+def setup_pipeline(pipeline: Pipeline) -> Pipeline:
+    """``pipeline.setup()``; a stage refusing its configuration (``ValueError``) is a :class:`JobError`."""
+    try:
+        return pipeline.setup()
+    except ValueError as e:
+        raise JobError(f"cannot set up the pipeline: {e}") from None
 
 
 def _check_reuse(state: JobState, out: Path, fingerprint: dict, *, resume: bool, overwrite: bool) -> dict:
@@ -207,15 +237,39 @@ def _check_reuse(state: JobState, out: Path, fingerprint: dict, *, resume: bool,
     return meta
 
 
+def _image_root(given: Optional[str | Path], recorded: Optional[str], items: Sequence[InputItem]) -> str:
+    """The job's image root: ``given`` (``--image-root``), else the recorded one (resume), else the deepest
+    folder holding every input; every input must lie under it."""
+    if given is not None:
+        root = os.path.abspath(os.path.expanduser(os.fspath(given)))
+        if not os.path.isdir(root):
+            raise JobError(f"--image-root {given}: not a folder")
+        if recorded is not None and os.path.realpath(root) != os.path.realpath(recorded):
+            raise JobError(f"--image-root {given} differs from this job's image root {recorded}: resume with "
+                           "the same --image-root (or none), or use --overwrite to start over")
+        what = f"--image-root {given}"
+    elif recorded is not None:
+        root, what = recorded, f"this job's image root {recorded}"
+    else:
+        return common_root([i.file for i in items])
+    outside = outside_root([i.file for i in items], root)
+    if outside:
+        more = f" and {len(outside) - 3} more" if len(outside) > 3 else ""
+        raise JobError(f"{len(outside)} input(s) are not under {what}: {', '.join(outside[:3])}{more}; "
+                       "give an --image-root that holds every input")
+    return root
+
+
 def _open_writers(names: list[str], out: Path, options: dict, context: WriterContext) -> list[Writer]:
     writers = []
     for n in names:
-        opts = dict(options.get(n) or {})
+        opts = {**FORMATS[n], **dict(options.get(n) or {})}
         try:
-            w = WRITERS.build(dict(type=FORMATS[n], **opts))
-        except (TypeError, ValueError, KeyError) as e:
-            raise JobError(f"writer {n!r}: bad options {opts} ({e})") from None
-        w.open(out, context=context)
+            w = WRITERS.build(opts)
+            w.open(out, context=context)
+        except (TypeError, ValueError, KeyError, ImportError) as e:
+            given = {k: v for k, v in opts.items() if k != "type"}
+            raise JobError(f"writer {n!r} ({opts['type']}, options {given}): {e}") from None
         writers.append(w)
     return writers
 
@@ -269,14 +323,21 @@ def _loads(text: str) -> Any:
 
 
 def _finish(writers: list[Writer], state: JobState, items: Sequence[InputItem], problems: Sequence[InputProblem],
-            failures_path: Path) -> None:
+            failures_path: Path, classes: Optional[Sequence[str]]) -> None:
     results = recorded_results(state, items)
-    for w in writers:
-        w.finish(results)
-        w.close()
-    with atomic_open(failures_path, "wb") as f:
-        for rec in _failures(state, items, problems):
-            f.write(encode_line(rec))
+    try:
+        for w in writers:
+            w.finish(results)
+            w.close()
+        atomic_write_text(failures_path.parent / CLASSES_FILE,
+                          "".join(n + "\n" for n in class_list(classes, results())))
+        with atomic_open(failures_path, "wb") as f:
+            for rec in _failures(state, items, problems):
+                f.write(encode_line(rec))
+    except OSError as e:
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        raise OutputError(f"cannot write the outputs: {e.strerror or e}{where}; every finished image is kept in "
+                          f"{state.path}: free space and rerun with --resume") from None
 
 
 def _failures(state: JobState, items: Sequence[InputItem], problems: Sequence[InputProblem]) -> list[dict]:

@@ -16,10 +16,12 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from ..errors import RunError
+
 from .state import STATE_DIR
 
 
-class OutputLockedError(RuntimeError):
+class OutputLockedError(RunError):
     """Another job holds the output folder."""
 
 

@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from ..errors import RunError
 from ..inputs import InputItem
 from ..jsonio import dumps, encode_line
 from ..serialize import result_to_dict
@@ -29,7 +30,7 @@ log = logging.getLogger("openvocab")
 _STOP = object()
 
 
-class OutputError(RuntimeError):
+class OutputError(RunError):
     """Outputs cannot be written (disk full, read-only folder...): the job stops; finished work is kept."""
 
 

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
 
+from ..errors import RunError
 from ..jsonio import dumps
 
 STATE_DIR = ".openvocab"
@@ -37,7 +38,7 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-class StateError(RuntimeError):
+class StateError(RunError):
     """The job record cannot be read or written (corrupt database, disk full...)."""
 
 

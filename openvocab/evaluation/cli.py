@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..errors import ArgumentParser
 from .detection_metrics import evaluate_detections, prediction_tag_names
 from .readers import NameMapper, normaliser_synonyms, read_json, read_ontology, read_synonyms
 from .report import compare, load_run, run_table, write_run
@@ -24,8 +25,7 @@ from .tagging_metrics import evaluate_tags
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="openvocab eval", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="openvocab eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pred", help="the pipeline's coco.json (or a COCO results list)")
     p.add_argument("--gt", help="COCO ground truth JSON (boxes, masks)")
     p.add_argument("--ontology", help="JSON/YAML {gt_class_name: [tag, ...]} (default: match by name)")
@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_normaliser(config: str):
     """The ``normaliser`` entry of a config (name under ``configs/`` or path), built via ``TOOLS``."""
-    from ..cli import UserError, load_config
+    from ..config import UserError, load_config
     from ..registry import TOOLS
 
     try:
@@ -112,7 +112,8 @@ def evaluate(args: argparse.Namespace) -> dict:
         mapper = NameMapper(synonyms=tag_syn)
         gt = read_tag_ground_truth(args.tags_gt, mapper=mapper)
         pred = read_tag_predictions(args.tags_pred, mapper=mapper)
-        metrics["tags"] = evaluate_tags(gt, pred, threshold=args.tag_threshold).to_dict()
+        metrics["tags"] = evaluate_tags(gt, pred, threshold=args.tag_threshold, gt_source=args.tags_gt,
+                                        pred_source=args.tags_pred).to_dict()
     if normaliser is not None:
         metrics["inputs"]["normaliser_synonyms"] = merged
     if "detection" not in metrics and "tags" not in metrics:
@@ -121,6 +122,7 @@ def evaluate(args: argparse.Namespace) -> dict:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Exit status 0, 2 on a usage or input error (one line on stderr), 1 when writing the results fails."""
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
         if args.compare:
@@ -128,11 +130,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return 0
         if not args.out:
             raise ValueError("--out RUN_DIR is required")
+        if Path(args.out).exists() and not Path(args.out).is_dir():
+            raise ValueError(f"--out {args.out}: exists and is not a folder")
         metrics = evaluate(args)
-        paths = write_run(args.out, metrics)
     except ValueError as e:
         print(f"openvocab eval: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # an input that cannot be read (permissions, a folder named as a file ...)
+        print(f"openvocab eval: {e.filename or 'an input'}: cannot read ({e.strerror or e})", file=sys.stderr)
+        return 2
+    try:
+        paths = write_run(args.out, metrics)
+    except OSError as e:
+        print(f"openvocab eval: cannot write the results to {args.out} ({e.strerror or e})", file=sys.stderr)
+        return 1
     print(run_table(load_run(paths["metrics"])))
     print(f"\nwrote {', '.join(str(p) for p in paths.values())}")
     return 0

@@ -30,7 +30,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .readers import FileMatcher, NameMapper, normalize_name, tag_to_class_map
+from .readers import FileMatcher, NameMapper, no_match_error, normalize_name, tag_to_class_map
 
 @dataclass(frozen=True)
 class DetectionMetrics:
@@ -276,10 +276,9 @@ def evaluate_detections(gt_data: Mapping[str, Any], pred_data: Any, *,
         img_ids = list(gt.imgs)
     else:
         img_ids = sorted({i for i in (match(f) for f in pred_files) if i is not None})
-        if pred_files and not img_ids:
-            raise ValueError(f"{pred_source}: no predicted image matches a ground-truth image by file name "
-                             f"(e.g. {pred_files[0]!r} vs {gt.dataset['images'][0]['file_name']!r})"
-                             if gt.dataset["images"] else f"{gt_source}: the ground truth has no images")
+        if not img_ids:
+            raise no_match_error(pred_files, [im["file_name"] for im in gt.dataset["images"]],
+                                 pred_source=pred_source, gt_source=gt_source)
     bbox = run_cocoeval(gt, [{k: v for k, v in r.items() if k != "segmentation"} for r in results],
                         iou_type="bbox", img_ids=img_ids, max_dets=max_dets)
     segm, why = None, None

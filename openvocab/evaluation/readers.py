@@ -198,3 +198,15 @@ class FileMatcher:
                 return self._exact[tail]
         cands = self._by_base.get(parts[-1], [])
         return cands[0] if len(cands) == 1 else None
+
+
+def no_match_error(pred_files: Sequence[str], gt_files: Sequence[str], *, pred_source: str,
+                   gt_source: str) -> ValueError:
+    """The one error of every evaluation (boxes, tags) in which no predicted image is a ground-truth
+    image: nothing would be measured, and a score of 0 would look like a result."""
+    if not gt_files:
+        return ValueError(f"{gt_source}: the ground truth has no images")
+    if not pred_files:
+        return ValueError(f"{pred_source}: the predictions hold no image")
+    return ValueError(f"{pred_source}: no predicted image matches a ground-truth image by file name "
+                      f"(e.g. {str(pred_files[0])!r} vs {str(gt_files[0])!r})")

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
+from ..fileio import atomic_open
+
 METRICS_FILE = "metrics.json"
 SUMMARY_FILE = "summary.txt"
 
@@ -142,10 +144,10 @@ def write_run(run_dir: Union[str, os.PathLike], metrics: Mapping[str, Any]) -> d
     run_dir.mkdir(parents=True, exist_ok=True)
     clean = _clean(metrics)
     paths = {"metrics": run_dir / METRICS_FILE, "summary": run_dir / SUMMARY_FILE}
-    tmp = paths["metrics"].with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(clean, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(tmp, paths["metrics"])
-    paths["summary"].write_text(run_table(clean) + "\n", encoding="utf-8")
+    with atomic_open(paths["metrics"]) as f:
+        f.write((json.dumps(clean, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8"))
+    with atomic_open(paths["summary"]) as f:
+        f.write((run_table(clean) + "\n").encode("utf-8"))
     if clean.get("tags"):
         paths["tag_ap"] = plot_per_class({t: s["ap"] for t, s in clean["tags"]["per_tag"].items()},
                                          run_dir / "tag_ap.png", title="tag AP")
@@ -168,9 +170,27 @@ def load_run(run_dir: Union[str, os.PathLike]) -> dict:
         data = json.loads(p.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise ValueError(f"{p}: invalid JSON at line {e.lineno}: {e.msg}") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{p}: not UTF-8 text (byte {e.start})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{p}: expected a JSON object")
+    try:  # the numbers a table or a comparison reads: a malformed file fails here, naming itself
+        summary(data), _per_class(data), run_table(data)
+    except (AttributeError, TypeError, KeyError, ValueError) as e:
+        raise ValueError(f"{p}: not the metrics.json of an 'openvocab eval' run ({type(e).__name__}: {e})") from None
     return data
+
+
+def _per_class(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"bbox/<class>": AP, "segm/<class>": AP, "tag/<tag>": AP}`` of one run."""
+    out: dict[str, Any] = {}
+    det = metrics.get("detection") or {}
+    for kind in ("bbox", "segm"):
+        for c, v in ((det.get(kind) or {}).get("per_class") or {}).items():
+            out[f"{kind}/{c}"] = _num(v)
+    for t, s in ((metrics.get("tags") or {}).get("per_tag") or {}).items():
+        out[f"tag/{t}"] = _num(s.get("ap")) if isinstance(s, Mapping) else None
+    return out
 
 
 def compare(run_dirs: Sequence[Union[str, os.PathLike]], *, per_class: bool = False) -> Table:
@@ -190,16 +210,7 @@ def compare(run_dirs: Sequence[Union[str, os.PathLike]], *, per_class: bool = Fa
     keys = list(dict.fromkeys(k for s in sums for k in s))
     rows = [(k, *(fmt(s.get(k)) for s in sums)) for k in keys]
     if per_class:
-        extra: list[dict[str, Any]] = []
-        for r in runs:
-            e: dict[str, Any] = {}
-            det = r.get("detection") or {}
-            for kind in ("bbox", "segm"):
-                for c, v in ((det.get(kind) or {}).get("per_class") or {}).items():
-                    e[f"{kind}/{c}"] = v
-            for t, s in ((r.get("tags") or {}).get("per_tag") or {}).items():
-                e[f"tag/{t}"] = s.get("ap") if isinstance(s, Mapping) else None
-            extra.append(e)
+        extra = [_per_class(r) for r in runs]
         for k in sorted(set().union(*extra)):
             rows.append((k, *(fmt(e.get(k)) for e in extra)))
     return Table(("metric", *names), tuple(rows))

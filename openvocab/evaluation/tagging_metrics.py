@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .readers import FileMatcher
+from .readers import FileMatcher, no_match_error
 from .tag_io import TagGroundTruth, TagPredictions
 
 
@@ -119,7 +119,8 @@ class TagMetrics:
                 "per_tag": {t: vars(s).copy() for t, s in self.per_tag.items()}}
 
 
-def evaluate_tags(gt: TagGroundTruth, pred: TagPredictions, *, threshold: Optional[float] = None) -> TagMetrics:
+def evaluate_tags(gt: TagGroundTruth, pred: TagPredictions, *, threshold: Optional[float] = None,
+                  gt_source: str = "ground truth", pred_source: str = "predictions") -> TagMetrics:
     """Per-tag AP, mAP and P/R/F1 of ``pred`` against ``gt``.
 
     Args:
@@ -127,6 +128,9 @@ def evaluate_tags(gt: TagGroundTruth, pred: TagPredictions, *, threshold: Option
         pred: predictions (names already mapped to the ground truth's naming).
         threshold: when given, a tag *fires* when its score is ``>= threshold`` instead of when the
             prediction lists it among the tags that passed the tagger's own thresholds.
+        gt_source / pred_source: names of the inputs, for messages.
+
+    Raises ``ValueError`` when no predicted image matches a ground-truth image (as box evaluation does).
     """
     if threshold is not None and not math.isfinite(threshold):
         raise ValueError(f"threshold must be a finite number, got {threshold!r}")
@@ -144,6 +148,8 @@ def evaluate_tags(gt: TagGroundTruth, pred: TagPredictions, *, threshold: Option
         scores[g] = pred.scores[file]
         fired[g] = (frozenset(t for t, s in scores[g].items() if s >= threshold) if threshold is not None
                     else pred.fired[file])
+    if not scores:
+        raise no_match_error(list(pred.scores), list(gt.positives), pred_source=pred_source, gt_source=gt_source)
     vocab = set(gt.vocabulary)
     outside = {t for s in scores.values() for t in s if t not in vocab}
 

@@ -5,17 +5,20 @@ Training configs (``configs/train/``) name a trainable model from :data:`openvoc
 mmengine ``optim_wrapper`` / ``train_cfg`` / ``default_hooks``. A model that has
 ``export_state_dict()`` gets :class:`ExportHook`: after every checkpoint it writes
 ``exported.safetensors``, the weights in the layout inference loads (``checkpoint=`` of the stage).
-Training resumes from the last checkpoint in the work dir.
+:class:`ProgressHook` prints the iteration, losses, learning rate and ETA on the console, and the metrics
+of each validation. Training resumes from the last checkpoint in the work dir.
 """
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, Sequence
 
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
+from ..checkpoint import CheckpointError, read_checkpoint
 from ..registry import SCOPE
 
 
@@ -54,6 +57,53 @@ class ExportHook(Hook):
         self._export(runner)
 
 
+@HOOKS.register_module(force=True)
+class ProgressHook(Hook):
+    """One console line every ``interval`` iterations (iteration, losses, learning rate, elapsed time and ETA)
+    and one per validation (its metrics), whatever the config's ``log_level``; mmengine's own log lines go to
+    the work dir's log file."""
+
+    priority = "BELOW_NORMAL"
+
+    def __init__(self, interval: int = 10) -> None:
+        if interval < 1:
+            raise ValueError(f"interval must be >= 1, got {interval}")
+        self.interval = int(interval)
+        self._start: Optional[float] = None
+        self._start_iter = 0
+
+    def before_train(self, runner) -> None:
+        self._start, self._start_iter = time.monotonic(), runner.iter
+        print(f"training {type(_unwrap(runner.model)).__name__} for {runner.max_iters} iterations "
+              f"(from {runner.iter}) -> {runner.work_dir}", flush=True)
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        it = runner.iter + 1
+        if it % self.interval and it != runner.max_iters:
+            return
+        elapsed = time.monotonic() - (self._start or time.monotonic())
+        done = max(it - self._start_iter, 1)
+        eta = elapsed / done * (runner.max_iters - it)
+        losses = " ".join(f"{k} {_number(v):.4f}" for k, v in (outputs or {}).items() if "loss" in k)
+        lr = runner.optim_wrapper.get_lr()
+        lr_text = f"lr {float(next(iter(lr.values()))[0]):.2e}" if lr else ""
+        print(f"iter {it}/{runner.max_iters}  {losses}  {lr_text}  elapsed {_clock(elapsed)}  eta {_clock(eta)}",
+              flush=True)
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        shown = {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
+        print(f"val at iter {runner.iter}: " + "  ".join(f"{k} {v:.4f}" for k, v in shown.items()), flush=True)
+
+
+def _number(v) -> float:
+    return float(v.detach()) if hasattr(v, "detach") else float(v)
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
 #: HistoryBuffer methods that mmengine's message hub pickles as ``getattr(HistoryBuffer, name)``.
 _HISTORY_METHODS = frozenset({"min", "max", "current", "mean"})
 
@@ -80,18 +130,49 @@ def checkpoint_safe_globals() -> list:
     return allowed
 
 
+def read_training_checkpoint(filename: str, *, map_location: Any = "cpu") -> dict:
+    """An mmengine training checkpoint read by :func:`openvocab.checkpoint.read_checkpoint`
+    (``weights_only=True`` plus :func:`checkpoint_safe_globals`), never by unrestricted pickle.
+
+    Only local files. ``meta['config']`` is dropped: it is the text of a Python config, which
+    mmengine's ``Runner.resume`` would run (``Config.fromstring``) to compare GPU counts, so a
+    checkpoint could carry code; nothing else reads it on resume.
+    """
+    if "://" in str(filename):
+        raise CheckpointError(f"{filename}: training checkpoints are read from local files only; download it "
+                              "first and give its path")
+    ckpt = read_checkpoint(filename, map_location=map_location, safe_globals=checkpoint_safe_globals())
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{filename}: not an mmengine checkpoint (a {type(ckpt).__name__}, not a dict)")
+    meta = ckpt.get("meta")
+    if isinstance(meta, dict):
+        meta.pop("config", None)
+    return ckpt
+
+
 def _runner_class():
-    import torch
+    from mmengine.model import is_model_wrapper
     from mmengine.runner import Runner
+    from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
     class OpenVocabRunner(Runner):
-        """mmengine's Runner whose checkpoint loading (resume and ``load_from``) keeps torch's
-        ``weights_only=True`` and adds :func:`checkpoint_safe_globals`, instead of failing on the
-        message hub's objects (or falling back to unrestricted pickle)."""
+        """mmengine's Runner whose checkpoint loading (resume and ``load_from``) goes through
+        :func:`read_training_checkpoint` instead of mmengine's ``torch.load`` (which passes no
+        ``weights_only``); the rest is ``Runner.load_checkpoint`` as it is."""
 
-        def load_checkpoint(self, *args, **kwargs):
-            with torch.serialization.safe_globals(checkpoint_safe_globals()):
-                return super().load_checkpoint(*args, **kwargs)
+        def load_checkpoint(self, filename: str, map_location: Any = "cpu", strict: bool = False,
+                            revise_keys: Sequence = ((r"^module.", ""),)):
+            try:
+                checkpoint = read_training_checkpoint(filename, map_location=map_location)
+            except CheckpointError as e:
+                raise CheckpointError(f"{e} (remove the file, or start over with --no-resume, if you did not "
+                                      "write it)") from None
+            self.call_hook("after_load_checkpoint", checkpoint=checkpoint)
+            model = self.model.module if is_model_wrapper(self.model) else self.model
+            checkpoint = _load_checkpoint_to_model(model, checkpoint, strict, revise_keys=list(revise_keys))
+            self._has_loaded = True
+            self.logger.info(f"Load checkpoint from {filename}")
+            return checkpoint
 
     return OpenVocabRunner
 
@@ -111,5 +192,8 @@ def build_runner(cfg, *, work_dir: Optional[str] = None, resume: bool = True, ma
     hooks = list(cfg.get("custom_hooks", []))
     if not any(h.get("type") == "ExportHook" for h in hooks):
         hooks.append(dict(type="ExportHook"))
+    if not any(h.get("type") == "ProgressHook" for h in hooks):
+        interval = cfg.get("default_hooks", {}).get("logger", {}).get("interval", 10)
+        hooks.append(dict(type="ProgressHook", interval=interval))
     cfg.custom_hooks = hooks
     return _runner_class().from_cfg(cfg)

@@ -12,60 +12,18 @@ Every file a writer produces is written atomically (temp file in the same folder
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import tempfile
-from pathlib import Path
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Iterable, Iterator, Mapping, Optional
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 import numpy as np
 
+from ..fileio import atomic_open  # noqa: F401  (re-exported: writers use it)
+from ..image_root import relative_name
 from ..jsonio import dumps
 from ..structures import ImageResult
-
-
-def _file_mode() -> int:
-    """Permissions of a newly created file under the process umask (read once, at import)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-_NEW_FILE_MODE = _file_mode()
-
-
-@contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w", *, encoding: Optional[str] = "utf-8") -> Iterator[IO]:
-    """Write ``path`` through a temp file in the same folder: on success it is flushed, fsynced and
-    renamed over ``path``; on any error it is removed and ``path`` is left as it was.
-
-    The file gets the permissions of the file it replaces, or those of a new file (umask), not
-    the private ``0600`` of a temp file.
-    """
-    if mode not in ("w", "wb"):
-        raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        perm = path.stat().st_mode & 0o777
-    except OSError:
-        perm = _NEW_FILE_MODE
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:100]}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode, encoding=None if mode == "wb" else encoding) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, perm)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -89,9 +47,11 @@ class OutputNamer:
 
     The first file with a given stem (compared case-insensitively) keeps it (``x.jpg -> x``); a
     later, different file with the same stem gets ``<stem>-<8 hex digits of sha1(path)>``, which
-    depends only on its path. A resumed job replays ``previous`` first, so names given by the
-    earlier run are given again.
+    depends only on its path. A job names all its inputs up front, in input order. A stem longer
+    than :attr:`MAX_STEM_BYTES` (file names are at most 255 bytes) is cut and given the hash.
     """
+
+    MAX_STEM_BYTES = 160
 
     def __init__(self) -> None:
         self._by_file: dict[str, str] = {}
@@ -101,6 +61,10 @@ class OutputNamer:
         if file in self._by_file:
             return self._by_file[file]
         stem = Path(file).stem or "image"
+        raw = os.fsencode(stem)
+        if len(raw) > self.MAX_STEM_BYTES:
+            short = os.fsdecode(raw[:self.MAX_STEM_BYTES])
+            stem = f"{short}-{hashlib.sha1(file.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
         name = stem
         if name.lower() in self._taken:
             name = f"{stem}-{hashlib.sha1(file.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
@@ -124,11 +88,26 @@ class WriterContext:
             :class:`OutputNamer`).
         load_image: reads an input's pixels again, for a per-image writer that needs them for an image
             finished by an earlier run (``None``: such files are not drawn).
+        image_root: the folder image names are relative to (:mod:`openvocab.image_root`; COCO ``file_name``...);
+            ``None``: images are named by their paths as given.
+        replay: :meth:`Writer.finish` will be given every result (a job, from its record), so a writer never
+            needs to keep results in memory.
     """
 
     classes: Optional[tuple[str, ...]] = None
     names: Optional[Mapping[str, str]] = None
     load_image: Optional[Callable[[str], Optional[np.ndarray]]] = None
+    image_root: Optional[str] = None
+    replay: bool = False
+
+
+def class_list(known: Optional[Iterable[str]], results: Iterable[ImageResult]) -> list[str]:
+    """The class list of a job: ``known`` (its class numbering), then any label outside it, sorted by
+    name; without ``known``, every label in ``results`` sorted by name. Line ``i`` is YOLO id ``i`` and COCO
+    id ``i + 1`` in every format."""
+    known = list(known or ())
+    have = set(known)
+    return known + sorted({label for r in results for label in r.detections.labels} - have)
 
 
 class Writer:
@@ -192,12 +171,17 @@ class Writer:
         return self.namer(result.image.file)
 
     def classes_of(self, results: Callable[[], Iterable[ImageResult]]) -> list[str]:
-        """The class list: the job's numbering, then any label outside it (sorted); without one, every
-        label in ``results()`` sorted by name."""
-        known = list(self.context.classes or ())
-        have = set(known)
-        extra = sorted({label for r in results() for label in r.detections.labels} - have)
-        return known + extra
+        """The class list (:func:`class_list` of the job's numbering and ``results()``)."""
+        return class_list(self.context.classes, results())
+
+    def file_name(self, result: ImageResult) -> str:
+        """The image's name in the outputs: its path relative to the image root (``/`` separators), else the
+        path as given."""
+        root = self.context.image_root
+        if root is None:
+            return result.image.file
+        rel = relative_name(result.image.file, root)
+        return result.image.file if rel is None else rel
 
     def _open(self) -> None:
         pass

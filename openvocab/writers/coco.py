@@ -1,7 +1,7 @@
 """COCO detection JSON (``coco.json``), loadable by ``pycocotools.coco.COCO``.
 
-* ``images``: ids ``1..N`` in the order results arrive (an earlier run's results first on resume,
-  which is input order); ``file_name`` is the input path as given; ``tags`` lists every
+* ``images``: ids ``1..N`` in input order; ``file_name`` is the image's path relative to the job's
+  image root (``--image-root``; :mod:`openvocab.image_root`), or the input path as given without one; ``tags`` lists every
   image-level tag (``name``, ``score``, ``source``, ``name_zh``?, ``boxable``?).
 * ``categories``: the job's classes in its class numbering (the vocabulary's order, or the tagger's
   tag-list order), ids ``1..K``; without one, the tags used by at least one detection, **sorted by
@@ -27,7 +27,7 @@ from ..registry import WRITERS
 from ..serialize import region_to_dict, tag_to_dict
 from ..structures import ImageResult
 from ..jsonio import dumps
-from .base import Writer, atomic_open
+from .base import Writer, atomic_open, class_list
 from .masks import mask_area
 
 
@@ -59,7 +59,7 @@ class CocoWriter(Writer):
             out.write(dumps(head, indent=self.indent)[:-1].rstrip() + ',\n"images": [')
             n_ann = 0
             for image_id, r in enumerate(results(), start=1):
-                out.write(("\n" if image_id == 1 else ",\n") + dumps(coco_image(r, image_id)))
+                out.write(("\n" if image_id == 1 else ",\n") + dumps(coco_image(r, image_id, self.file_name(r))))
                 for ann in coco_annotations(r, image_id, cat_id, first_id=n_ann + 1):
                     anns.write(("\n" if n_ann == 0 else ",\n") + dumps(ann))
                     n_ann += 1
@@ -75,9 +75,9 @@ def _info() -> dict:
             "date_created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
-def coco_image(r: ImageResult, image_id: int) -> dict:
-    """The COCO ``images`` entry of one result."""
-    return {"id": image_id, "file_name": r.image.file, "width": int(r.image.width),
+def coco_image(r: ImageResult, image_id: int, file_name: Optional[str] = None) -> dict:
+    """The COCO ``images`` entry of one result (``file_name``: default the path as given)."""
+    return {"id": image_id, "file_name": r.image.file if file_name is None else file_name, "width": int(r.image.width),
             "height": int(r.image.height), "tags": [tag_to_dict(t) for t in r.tags]}
 
 
@@ -105,7 +105,7 @@ def coco_annotations(r: ImageResult, image_id: int, cat_id: dict, *, first_id: i
 def build_coco(results: list[ImageResult], classes: Optional[Sequence[str]] = None) -> dict:
     """The COCO dict of ``results`` in memory (see the module docstring); ``classes``: the category order
     (default: the labels found, sorted by name)."""
-    names = list(classes or ()) + sorted({l for r in results for l in r.detections.labels} - set(classes or ()))
+    names = class_list(classes, results)
     cat_id = {n: i + 1 for i, n in enumerate(names)}
     images, anns = [], []
     for image_id, r in enumerate(results, start=1):

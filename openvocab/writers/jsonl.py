@@ -1,4 +1,8 @@
-"""``labels.jsonl``: one JSON line per image (:mod:`openvocab.serialize` layout), in input order."""
+"""``labels.jsonl``: one JSON line per image (:mod:`openvocab.serialize` layout), in input order.
+
+``file`` is the input path as given; with an image root (``--image-root``), ``file_name`` follows it: the
+image's path relative to the root, as COCO's ``file_name``. The job's class list is ``classes.txt`` beside.
+"""
 from __future__ import annotations
 
 from typing import Callable, Iterable
@@ -10,8 +14,11 @@ from ..structures import ImageResult
 from .base import Writer, atomic_open
 
 
-def _line(result: ImageResult) -> str:
-    return dumps(result_to_dict(result)) + "\n"
+def _line(result: ImageResult, file_name: str) -> str:
+    d = result_to_dict(result)
+    if file_name != d["file"]:
+        d = {"file": d["file"], "file_name": file_name, **{k: v for k, v in d.items() if k != "file"}}
+    return dumps(d) + "\n"
 
 
 @WRITERS.register_module()
@@ -32,5 +39,5 @@ class JsonlWriter(Writer):
     def finish(self, results: Callable[[], Iterable[ImageResult]]) -> None:
         with atomic_open(self.out_dir / self.filename, "w") as f:
             for r in results():
-                f.write(_line(r))
+                f.write(_line(r, self.file_name(r)))
         super().finish(results)

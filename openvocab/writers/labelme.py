@@ -2,11 +2,13 @@
 
 Every detection gives a ``rectangle`` shape (points ``[[x1, y1], [x2, y2]]``, absolute pixels);
 with masks and ``polygons=True`` also one ``polygon`` shape per outer contour of its mask (largest
-first) sharing the rectangle's ``group_id`` (the detection's index; ``null`` without masks). The
+first; simplified: no contour pixel farther than ``epsilon`` pixels from the polygon, and at most
+``max_points`` points) sharing the rectangle's ``group_id`` (the detection's index; ``null`` without masks). The
 score goes in the shape ``description`` (``"score 0.873"``, plus the region caption and the region
 concepts if any: ``"score 0.873; a red car; concepts: car 0.80, vehicle 0.10"``).
 Image-level tags are the file's ``flags`` (``{tag: true}``). ``imagePath`` is relative to the
-``labelme/`` folder; ``imageData`` is ``null``. On resume, files of an earlier run's images are
+``labelme/`` folder; ``imageData`` is ``null``. ``labelme/labels.txt`` is the job's class list, one per
+line (``labelme --labels labelme/labels.txt``). On resume, files of an earlier run's images are
 written again only if missing.
 """
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 
 from ..registry import WRITERS
 from ..structures import ImageResult
-from .base import Writer, atomic_write_json
+from .base import Writer, atomic_write_json, atomic_write_text
 from .masks import decode_mask, mask_to_polygons
 
 LABELME_VERSION = "5.4.1"
@@ -36,12 +38,14 @@ class LabelMeWriter(Writer):
     Args:
         subdir: folder inside the output folder.
         polygons: add mask polygons (``cv2.findContours``) when masks exist.
-        epsilon: polygon simplification tolerance in pixels (``0``: none).
+        epsilon: polygon simplification tolerance in pixels (``0``: every contour point).
+        max_points: most points of a polygon (``None``: no limit).
     """
 
     per_image = True
 
-    def __init__(self, *, subdir: str = "labelme", polygons: bool = True, epsilon: float = 0.0) -> None:
+    def __init__(self, *, subdir: str = "labelme", polygons: bool = True, epsilon: float = 1.0,
+                 max_points: Optional[int] = 100) -> None:
         super().__init__()
         if not subdir:
             raise ValueError("subdir must be a non-empty folder name")
@@ -50,6 +54,9 @@ class LabelMeWriter(Writer):
         self.subdir = subdir
         self.polygons = bool(polygons)
         self.epsilon = float(epsilon)
+        if max_points is not None and max_points < 3:
+            raise ValueError(f"max_points must be >= 3 or None, got {max_points}")
+        self.max_points = None if max_points is None else int(max_points)
 
     @property
     def root(self):
@@ -63,6 +70,7 @@ class LabelMeWriter(Writer):
             path = self._path(r)
             if not path.exists():
                 atomic_write_json(path, self.to_dict(r), indent=2)
+        atomic_write_text(self.root / "labels.txt", "".join(n + "\n" for n in self.classes_of(results)))
         super().finish(results)
 
     def _path(self, result: ImageResult):
@@ -82,7 +90,8 @@ class LabelMeWriter(Writer):
             group = i if regions is not None else None
             shapes.append(_shape(dets.labels[i], [[x1, y1], [x2, y2]], "rectangle", group, desc))
             if regions is not None and self.polygons:
-                for poly in mask_to_polygons(decode_mask(regions.masks[i]), epsilon=self.epsilon):
+                for poly in mask_to_polygons(decode_mask(regions.masks[i]), epsilon=self.epsilon,
+                                                 max_points=self.max_points):
                     shapes.append(_shape(dets.labels[i], poly, "polygon", group, desc))
         try:
             image_path = os.path.relpath(os.path.abspath(result.image.file), os.path.abspath(self.root))

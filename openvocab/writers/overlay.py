@@ -1,13 +1,19 @@
-"""Overlay PNGs: ``vis/<stem>.png``, the image with masks, boxes, labels and its tags.
+"""Overlay pictures: ``vis/<stem>.jpg``, the image with masks, boxes, labels and its tags.
 
 Drawn with Pillow only: translucent masks (``mask_alpha``), box outlines, a ``"tag 0.87"`` label
-on each box (then, if the mask head gave them, a line with its top region concepts,
-``"concepts: dog 0.71, cat 0.12"``, and a line with its region caption) and the image-level tags, highest score
-first, in a translucent panel in the top-left corner (drawn under the box labels). Each tag has a
-fixed colour (from a CRC32 of its name), so the same tag looks the same on every image. Pillow's
-default font is used (scalable since Pillow 10.1; the old bitmap font where FreeType is missing).
-The PNG has the input image's size. On resume, overlays missing for an earlier run's images are
-drawn from the input files read again.
+for each box (then, if the mask head gave them, a line with its top region concepts,
+``"concepts: dog 0.71, cat 0.12"``, and a line with its region caption) and the image-level tags, highest
+score first, in a translucent panel in the top-left corner. Labels never cover each other or the tag
+panel (:class:`~.label_layout.LabelLayout`: next to their box when there is room, else in the nearest
+free place with a thin line to the box; higher scores are placed first, and a label that fits nowhere
+is left out). Each tag has a fixed colour (from a CRC32 of its name), so the same tag looks the same on
+every image. Pillow's default font is used (scalable since Pillow 10.1; the old bitmap font where
+FreeType is missing).
+
+By default the picture is a JPEG (quality 90) whose longer side is at most 2048 pixels (a 13.8 MP photo:
+about 0.5 MB instead of a 10 MB full-size PNG); ``format='png'`` and ``max_side=None`` give a lossless
+full-size picture. On resume, overlays missing for an earlier run's images are drawn from the input
+files read again.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ from PIL import Image, ImageDraw, ImageFont
 from ..registry import WRITERS
 from ..structures import ImageResult
 from .base import Writer, atomic_write_bytes
+from .label_layout import LabelLayout
 from .masks import decode_mask
 
 
@@ -49,16 +56,19 @@ def _text_box(draw: ImageDraw.ImageDraw, text: str, font) -> tuple[int, int, int
 
 @WRITERS.register_module()
 class OverlayWriter(Writer):
-    """Writes ``<out>/<subdir>/<stem>.png``.
+    """Writes ``<out>/<subdir>/<stem>.jpg`` (or ``.png``).
 
     Args:
         subdir: folder inside the output folder.
         mask_alpha: mask opacity in ``[0, 1]``.
         max_tags: at most this many image-level tags in the corner panel (``0``: no panel).
-        font_size: text height in pixels; ``None`` scales with the image (``max(H, W) / 70``,
+        font_size: text height in pixels of the written picture; ``None`` scales with it (``max(H, W) / 70``,
             clamped to ``[10, 64]``).
         captions: draw region captions under the box labels.
         concepts: how many of each region's top concepts to draw under its label (``0``: none).
+        format: ``"jpg"`` or ``"png"``.
+        quality: JPEG quality ``1..95``.
+        max_side: the written picture's longer side at most (downscaled; ``None``: the image's size).
         compress_level: PNG compression level ``0..9``.
     """
 
@@ -66,8 +76,8 @@ class OverlayWriter(Writer):
     needs_image = True
 
     def __init__(self, *, subdir: str = "vis", mask_alpha: float = 0.45, max_tags: int = 20,
-                 font_size: Optional[int] = None, captions: bool = True, concepts: int = 2,
-                 compress_level: int = 3) -> None:
+                 font_size: Optional[int] = None, captions: bool = True, concepts: int = 2, format: str = "jpg",
+                 quality: int = 90, max_side: Optional[int] = 2048, compress_level: int = 3) -> None:
         super().__init__()
         if not subdir:
             raise ValueError("subdir must be a non-empty folder name")
@@ -79,6 +89,12 @@ class OverlayWriter(Writer):
             raise ValueError(f"font_size must be >= 1, got {font_size}")
         if concepts < 0:
             raise ValueError(f"concepts must be >= 0, got {concepts}")
+        if format not in ("jpg", "png"):
+            raise ValueError(f"format must be 'jpg' or 'png', got {format!r}")
+        if not 1 <= quality <= 95:
+            raise ValueError(f"quality must be in 1..95, got {quality}")
+        if max_side is not None and max_side < 16:
+            raise ValueError(f"max_side must be >= 16 or None, got {max_side}")
         if not 0 <= compress_level <= 9:
             raise ValueError(f"compress_level must be in 0..9, got {compress_level}")
         self.subdir = subdir
@@ -87,7 +103,11 @@ class OverlayWriter(Writer):
         self.font_size = font_size
         self.captions = bool(captions)
         self.concepts = int(concepts)
+        self.format, self.quality, self.max_side = format, int(quality), max_side
         self.compress_level = int(compress_level)
+        #: label rectangles of the last rendered picture (det index -> (x1, y1, x2, y2)) and the tag panel's
+        self.last_labels: dict[int, tuple[float, float, float, float]] = {}
+        self.last_panel: Optional[tuple[float, float, float, float]] = None
 
     @property
     def root(self):
@@ -97,7 +117,7 @@ class OverlayWriter(Writer):
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, result: ImageResult):
-        return self.root / f"{self.name_of(result)}.png"
+        return self.root / f"{self.name_of(result)}.{self.format}"
 
     def finish(self, results: Callable[[], Iterable[ImageResult]]) -> None:
         load = self.context.load_image
@@ -109,28 +129,27 @@ class OverlayWriter(Writer):
         super().finish(results)
 
     def render(self, result: ImageResult, image: np.ndarray) -> Image.Image:
-        """The overlay of one image (RGB, same size as ``image``)."""
+        """The overlay of one image (RGB; the image's size, or smaller to fit ``max_side``)."""
         img = np.asarray(image)
         if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
             raise ValueError(f"image must be uint8 [H, W, 3], got {img.dtype} {img.shape}")
-        h, w = img.shape[:2]
-        if (w, h) != (result.image.width, result.image.height):
-            raise ValueError(f"{result.image.file}: image is {w}x{h} but the result says "
+        h0, w0 = img.shape[:2]
+        if (w0, h0) != (result.image.width, result.image.height):
+            raise ValueError(f"{result.image.file}: image is {w0}x{h0} but the result says "
                              f"{result.image.width}x{result.image.height}")
+        scale = min(1.0, self.max_side / max(h0, w0)) if self.max_side else 1.0
+        w, h = (max(1, round(w0 * scale)), max(1, round(h0 * scale))) if scale < 1 else (w0, h0)
+        canvas = np.array(Image.fromarray(img).resize((w, h), Image.BILINEAR, reducing_gap=3.0)) if scale < 1 \
+            else img.copy()
         dets, regions = result.detections, result.regions
-        canvas = img.copy()
         if regions is not None and self.mask_alpha > 0:
             for i in range(len(regions)):
                 m = decode_mask(regions.masks[i])
-                if m.shape != (h, w):
-                    raise ValueError(f"{result.image.file}: mask {i} is {m.shape[::-1]} for a {w}x{h} image")
-                color = np.asarray(tag_color(dets.labels[i]), np.float32)
-                ys, xs = np.nonzero(m.any(axis=1))[0], np.nonzero(m.any(axis=0))[0]
-                if len(ys):  # blend inside the mask's bounding box only
-                    win = (slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
-                    sub, mm = canvas[win], m[win]
-                    blended = sub[mm].astype(np.float32) * (1.0 - self.mask_alpha) + color * self.mask_alpha
-                    sub[mm] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+                if m.shape != (h0, w0):
+                    raise ValueError(f"{result.image.file}: mask {i} is {m.shape[::-1]} for a {w0}x{h0} image")
+                if scale < 1:
+                    m = np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize((w, h), Image.NEAREST)) > 127
+                self._blend(canvas, m.astype(bool), tag_color(dets.labels[i]))
         base = Image.fromarray(canvas).convert("RGBA")
         layer = Image.new("RGBA", (w, h), (0, 0, 0, 0))
         draw = ImageDraw.Draw(layer)
@@ -138,39 +157,77 @@ class OverlayWriter(Writer):
         font = _font(size)
         line_w = max(1, round(max(h, w) / 400))
         pad = max(1, size // 5)
-        tags = list(result.tags)[: self.max_tags]
-        if tags:
-            texts = [f"{t.name} {t.score:.2f}" for t in tags]
-            boxes = [_text_box(draw, t, font) for t in texts]
-            line_h = max(b[1] + b[3] for b in boxes) + pad
-            panel_w = max(b[0] for b in boxes) + 2 * pad
-            draw.rectangle([0, 0, panel_w, len(texts) * line_h + pad], fill=(0, 0, 0, 150))
-            for k, (text, (_, _, dx, _)) in enumerate(zip(texts, boxes)):
-                draw.text((pad - dx, pad + k * line_h), text, font=font, fill=(255, 255, 255, 255), anchor="la")
-        for i in range(len(dets)):  # boxes after the tag panel: their labels stay readable
-            x1, y1, x2, y2 = (float(v) for v in dets.boxes[i])
-            color = tag_color(dets.labels[i])
-            draw.rectangle([x1, y1, max(x1, x2), max(y1, y2)], outline=color + (255,), width=line_w)
-            lines = [f"{dets.labels[i]} {float(dets.scores[i]):.2f}"]
-            if self.concepts and regions is not None and regions.concepts is not None and regions.concepts[i]:
-                top = regions.concepts[i][: self.concepts]
-                lines.append("concepts: " + ", ".join(f"{c.name} {float(c.score):.2f}" for c in top))
-            if self.captions and regions is not None and regions.captions is not None and regions.captions[i]:
-                lines.append(regions.captions[i])
-            boxes = [_text_box(draw, t, font) for t in lines]
-            block_h = sum(b[1] + 2 * pad for b in boxes)
-            tx = min(max(x1, 0), max(w - max(b[0] for b in boxes) - 2 * pad, 0))
-            ty = y1 - block_h if y1 - block_h >= 0 else max(y1, 0)
-            for text, (tw, th, dx, dy) in zip(lines, boxes):
-                draw.rectangle([tx, ty, tx + tw + 2 * pad, ty + th + 2 * pad], fill=color + (200,))
-                draw.text((tx + pad - dx, ty + pad - dy), text, font=font, fill=(0, 0, 0, 255), anchor="la")
-                ty += th + 2 * pad
+        self.last_panel = self._tag_panel(draw, result, font, pad)
+        layout = LabelLayout(w, h, reserved=[self.last_panel] if self.last_panel else [])
+        boxes = dets.boxes.astype(np.float64) * scale
+        for i in range(len(dets)):
+            x1, y1, x2, y2 = boxes[i]
+            draw.rectangle([x1, y1, max(x1, x2), max(y1, y2)], outline=tag_color(dets.labels[i]) + (255,), width=line_w)
+        self.last_labels = {}
+        for i in sorted(range(len(dets)), key=lambda k: -float(dets.scores[k])):  # best boxes get the best places
+            lines = self._label_lines(result, i)
+            while lines:
+                metrics = [_text_box(draw, t, font) for t in lines]
+                block = (max(m[0] for m in metrics) + 2 * pad, sum(m[1] + 2 * pad for m in metrics))
+                spot = layout.place(tuple(boxes[i]), block)
+                if spot is not None:
+                    self._draw_label(draw, lines, metrics, spot, tuple(boxes[i]), tag_color(dets.labels[i]), pad, font)
+                    self.last_labels[i] = spot
+                    break
+                lines = lines[:-1]  # no room: fewer lines (caption, then concepts)
         return Image.alpha_composite(base, layer).convert("RGB")
+
+    def _blend(self, canvas: np.ndarray, m: np.ndarray, color) -> None:
+        ys, xs = np.nonzero(m.any(axis=1))[0], np.nonzero(m.any(axis=0))[0]
+        if len(ys):  # blend inside the mask's bounding box only
+            win = (slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
+            sub, mm = canvas[win], m[win]
+            blended = sub[mm].astype(np.float32) * (1.0 - self.mask_alpha) + np.asarray(color, np.float32) * self.mask_alpha
+            sub[mm] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+    def _tag_panel(self, draw, result: ImageResult, font, pad: int):
+        tags = list(result.tags)[: self.max_tags]
+        if not tags:
+            return None
+        texts = [f"{t.name} {t.score:.2f}" for t in tags]
+        boxes = [_text_box(draw, t, font) for t in texts]
+        line_h = max(b[1] + b[3] for b in boxes) + pad
+        panel = (0, 0, max(b[0] for b in boxes) + 2 * pad, len(texts) * line_h + pad)
+        draw.rectangle(list(panel), fill=(0, 0, 0, 150))
+        for k, (text, (_, _, dx, _)) in enumerate(zip(texts, boxes)):
+            draw.text((pad - dx, pad + k * line_h), text, font=font, fill=(255, 255, 255, 255), anchor="la")
+        return panel
+
+    def _label_lines(self, result: ImageResult, i: int) -> list[str]:
+        dets, regions = result.detections, result.regions
+        lines = [f"{dets.labels[i]} {float(dets.scores[i]):.2f}"]
+        if self.concepts and regions is not None and regions.concepts is not None and regions.concepts[i]:
+            top = regions.concepts[i][: self.concepts]
+            lines.append("concepts: " + ", ".join(f"{c.name} {float(c.score):.2f}" for c in top))
+        if self.captions and regions is not None and regions.captions is not None and regions.captions[i]:
+            lines.append(regions.captions[i])
+        return lines
+
+    @staticmethod
+    def _draw_label(draw, lines, metrics, spot, box, color, pad: int, font) -> None:
+        tx, ty, tx2, ty2 = spot
+        bx1, by1, bx2, by2 = box
+        if not (tx <= bx2 + 1 and tx2 >= bx1 - 1 and ty <= by2 + 1 and ty2 >= by1 - 1):  # not touching its box
+            cx, cy = min(max(tx, bx1), bx2), min(max(ty, by1), by2)
+            draw.line([(tx, ty), (cx, cy)], fill=color + (255,), width=1)
+        for text, (tw, th, dx, dy) in zip(lines, metrics):
+            draw.rectangle([tx, ty, tx + tw + 2 * pad, ty + th + 2 * pad], fill=color + (200,))
+            draw.text((tx + pad - dx, ty + pad - dy), text, font=font, fill=(0, 0, 0, 255), anchor="la")
+            ty += th + 2 * pad
 
     def write(self, result: ImageResult, image: Optional[np.ndarray]) -> None:
         self._check_open(result)
         if image is None:
             raise ValueError(f"{result.image.file}: OverlayWriter needs the image pixels")
         buf = io.BytesIO()
-        self.render(result, image).save(buf, "PNG", compress_level=self.compress_level)
+        picture = self.render(result, image)
+        if self.format == "jpg":
+            picture.save(buf, "JPEG", quality=self.quality)
+        else:
+            picture.save(buf, "PNG", compress_level=self.compress_level)
         atomic_write_bytes(self._path(result), buf.getvalue())

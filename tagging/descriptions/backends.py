@@ -6,20 +6,21 @@
 """
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import time
-import urllib.error
-import urllib.request
 from typing import Optional
 
+from openvocab.errors import RunError
 from openvocab.registry import DESCRIPTION_BACKENDS
 
+from .deadline import post_with_deadline
 from .prompts import MAX_TOKENS, TEMPERATURE
 
 
-class BackendError(RuntimeError):
-    """The LLM could not answer (HTTP error, bad response, missing model)."""
+class BackendError(RunError):
+    """The LLM could not answer (HTTP error, bad response, missing model); the CLI prints it as one line."""
 
 
 @DESCRIPTION_BACKENDS.register_module()
@@ -31,7 +32,11 @@ class OpenAIHTTPBackend:
         model: model name the server knows.
         api_key_env: environment variable holding the key (may be unset for local servers).
         max_tokens / temperature: sampling settings (RAM++ used 77 and 0.99).
-        timeout: seconds per request; retries: attempts on errors (with back-off).
+        timeout: seconds a request may take in all (connecting, sending, the whole answer), not per
+            read: a server trickling its answer is cut off at the deadline.
+        retries: attempts per request: timeouts, refused/reset connections, cut-short answers and
+            answers that are not the expected JSON are tried again (after ``backoff``, doubling);
+            HTTP 400/401/403/404 are not.
         role: chat role of the prompt message (the official RAM++ script sent ``"assistant"``;
             ``"user"`` is what chat servers answer).
     """
@@ -41,6 +46,8 @@ class OpenAIHTTPBackend:
                  retries: int = 3, backoff: float = 1.0, role: str = "user") -> None:
         if retries < 1:
             raise ValueError("retries must be >= 1")
+        if not timeout > 0 or backoff < 0:
+            raise ValueError(f"timeout must be > 0 and backoff >= 0, got {timeout} and {backoff}")
         if role not in ("user", "assistant", "system"):
             raise ValueError(f"role must be 'user', 'assistant' or 'system', got {role!r}")
         self.role = role
@@ -70,26 +77,33 @@ class OpenAIHTTPBackend:
         key = os.environ.get(self.api_key_env)
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        last = None
+        last = ""
         for attempt in range(self.retries):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
             try:
-                req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    data = json.loads(resp.read())
+                status, raw = post_with_deadline(self.url, body, headers, deadline=self.timeout)
+            except TimeoutError as e:
+                last = str(e)
+                continue
+            except (OSError, http.client.HTTPException) as e:  # refused, reset, cut short (IncompleteRead)
+                last = f"{type(e).__name__}: {e}"
+                continue
+            if status != 200:
+                last = f"HTTP {status}: {raw.decode(errors='replace')}"
+                if status in (400, 401, 403, 404):
+                    break  # not worth retrying
+                continue
+            try:
+                data = json.loads(raw)
                 answers = [c["message"]["content"].strip() for c in data["choices"]]
                 if not answers:
                     raise ValueError("empty 'choices'")
                 return answers
-            except urllib.error.HTTPError as e:
-                last = f"HTTP {e.code}: {e.read()[:200].decode(errors='replace')}"
-                if e.code in (400, 401, 403, 404):
-                    break  # not worth retrying
-            except (urllib.error.URLError, TimeoutError, OSError) as e:
-                last = f"{type(e).__name__}: {e}"
-            except (ValueError, KeyError, TypeError, AttributeError) as e:
+            except (ValueError, KeyError, TypeError, AttributeError) as e:  # bad JSON: truncated or not an answer
                 last = f"unexpected response ({type(e).__name__}: {e})"
-            time.sleep(self.backoff * (2 ** attempt) if attempt + 1 < self.retries else 0)
-        raise BackendError(f"{self.url} (model {self.model}) failed: {last}")
+        tries = f"{attempt + 1} attempt{'s' if attempt else ''}"
+        raise BackendError(f"{self.url} (model {self.model}) failed after {tries}: {' '.join(last.split())[:300]}")
 
 
 @DESCRIPTION_BACKENDS.register_module()

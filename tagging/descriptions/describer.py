@@ -3,13 +3,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
 from openvocab.registry import DESCRIPTION_BACKENDS, TOOLS
 from openvocab.stages import TagDescriber
 
+from .backends import BackendError
 from .prompts import DESCRIPTION_PROMPTS, SAMPLES_PER_PROMPT, plain_prompt
+
+logger = logging.getLogger(__name__)
+
+#: requests per prompt before a backend that keeps answering with empty text is given up on
+MAX_ROUNDS = 3
 
 
 @TOOLS.register_module()
@@ -43,16 +50,34 @@ class LLMTagDescriber(TagDescriber):
         if self.cache_path is None or not self.cache_path.is_file():
             return {}
         try:
-            return json.loads(self.cache_path.read_text(encoding="utf-8"))
-        except ValueError:
+            data = json.loads(self.cache_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
             return {}  # a corrupt cache is rebuilt, never fatal
+        if not isinstance(data, dict):
+            return {}
+        # entries another version may have stored with empty descriptions are described again
+        return {k: v for k, v in data.items() if isinstance(v, list) and v and all(_usable(d) for d in v)}
 
     def _save_cache(self, cache: dict) -> None:
         if self.cache_path is None:
             return
         from openvocab.writers.base import atomic_write_text
 
-        atomic_write_text(self.cache_path, json.dumps(cache, ensure_ascii=False))
+        try:
+            atomic_write_text(self.cache_path, json.dumps(cache, ensure_ascii=False))
+        except OSError as e:  # the cache saves money, it is not the output: go on without it
+            logger.warning("cannot write the description cache %s (%s)", self.cache_path, e)
+
+    def _answers(self, prompt: str, n: int) -> list[str]:
+        """``n`` non-empty answers (white space collapsed); empty ones are asked for again, at most
+        :data:`MAX_ROUNDS` requests in all."""
+        got: list[str] = []
+        for _ in range(MAX_ROUNDS):
+            got += [a for a in (" ".join(str(x).split()) for x in self.backend.generate(prompt, n - len(got))) if a]
+            if len(got) >= n:
+                return got[:n]
+        raise BackendError(f"only {len(got)} of {n} answers to {prompt!r} were not empty after {MAX_ROUNDS} "
+                           "requests")
 
     def describe(self, tags: Sequence[str]) -> dict[str, list[str]]:
         cache = self._load_cache()
@@ -65,9 +90,16 @@ class LLMTagDescriber(TagDescriber):
                 continue
             self.misses += 1
             descs = [plain_prompt(tag)]
-            for p in self.prompts:
-                descs += [" ".join(a.split()) for a in self.backend.generate(p.format(tag=tag), self.samples_per_prompt)]
+            try:
+                for p in self.prompts:
+                    descs += self._answers(p.format(tag=tag), self.samples_per_prompt)
+            except BackendError as e:  # nothing of this tag is cached; earlier tags are
+                raise BackendError(f"describing tag {tag!r}: {e}") from None
             out[tag] = descs
             cache[key] = descs
             self._save_cache(cache)  # after each tag: an interrupted run keeps what it paid for
         return out
+
+
+def _usable(description) -> bool:
+    return isinstance(description, str) and bool(description.strip())

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from openvocab.checkpoint import safetensors_error
+
 FORMAT = "openvocab-openset-v1"
 EMBED_DIM = 512
 
@@ -34,7 +36,7 @@ def load_openset_embeddings(path: os.PathLike | str) -> tuple[list[str], torch.T
     except ValueError:
         raise
     except Exception as e:
-        raise ValueError(f"{path}: cannot read open-set embeddings ({type(e).__name__}: {e})") from None
+        raise safetensors_error(path, e) from None
     if meta.get("format") != FORMAT:
         raise bad(f"format is {meta.get('format')!r}")
     try:

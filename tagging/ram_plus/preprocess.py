@@ -10,7 +10,8 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
+
+from openvocab.images import resize_bilinear
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -36,9 +37,9 @@ def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
 
 def resize_uint8(image: np.ndarray, size: int) -> np.ndarray:
     """uint8 image (see :func:`to_rgb_uint8`) -> ``uint8 [size, size, 3]`` RGB (Pillow bilinear with
-    antialias, ignoring the aspect ratio)."""
-    pil = Image.fromarray(np.ascontiguousarray(to_rgb_uint8(image)), mode="RGB")
-    return np.asarray(pil.resize((size, size), Image.BILINEAR))
+    antialias, ignoring the aspect ratio; the same pixels on every Pillow version, see
+    :func:`openvocab.images.resize_bilinear`)."""
+    return resize_bilinear(to_rgb_uint8(image), size, size)
 
 
 def preprocess(images: Sequence[np.ndarray], *, image_size: int,

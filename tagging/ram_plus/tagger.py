@@ -8,7 +8,7 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 import torch
 
-from openvocab.checkpoint import CheckpointError, load_strict, read_state_dict
+from openvocab.checkpoint import CheckpointError, load_strict, read_state_dict, safetensors_error
 from openvocab.hub import MissingFileError, resolve
 from openvocab.registry import TAGGERS
 from openvocab.stages import Tagger
@@ -19,7 +19,7 @@ from .model import RAMPlus, build_ram_plus_swin_l, build_ram_plus_tiny
 from .openset import load_openset_embeddings
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, normalize, preprocess, resize_uint8
 from .tag_lists import DEFAULT_THRESHOLD, TagList, custom_tag_list, official_tag_list
-from .weights import CHECKPOINTS
+from .weights import CHECKPOINTS, TAG_FILES
 
 VARIANTS = {"swin_l_384": build_ram_plus_swin_l, "tiny": build_ram_plus_tiny}
 
@@ -105,6 +105,12 @@ class RAMPlusTagger(Tagger):
             files.append(str(self.openset_path))
         return files
 
+    def remote_files(self) -> list:
+        files = [CHECKPOINTS[self.checkpoint]] if isinstance(self.checkpoint, str) and self.checkpoint in CHECKPOINTS else []
+        if self.tag_list_spec is None and not self._uses_tiny_tags() and not self._exported_tags():
+            files += list(TAG_FILES.values())
+        return files
+
     def _uses_tiny_tags(self) -> bool:
         return self.variant == "tiny" and self.checkpoint is None and self.tag_list_spec is None
 
@@ -117,9 +123,13 @@ class RAMPlusTagger(Tagger):
             return {}
         from safetensors import safe_open
 
+        path = resolve(ckpt)
         try:
-            with safe_open(str(resolve(ckpt)), framework="pt") as f:
+            with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
+        except Exception as e:
+            raise safetensors_error(path, e) from None
+        try:
             out = {}
             if "tags" in meta:
                 out["tags"] = [str(t) for t in json.loads(meta["tags"])]

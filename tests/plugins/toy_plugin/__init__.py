@@ -43,6 +43,9 @@ class BrightnessTagger(Tagger):
             hub.resolve(WEIGHTS[self.checkpoint])
         self.device = device
 
+    def remote_files(self):
+        return [WEIGHTS[self.checkpoint]] if self.checkpoint is not None else []
+
     def tag(self, images: Sequence[np.ndarray]) -> list[Tags]:
         out = []
         for img in images:

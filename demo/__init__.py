@@ -1,0 +1,1 @@
+"""The openvocab web demo (Gradio): ``openvocab demo`` runs :func:`app.main`; :func:`app.build_app` makes the page."""

@@ -1,0 +1,243 @@
+"""What the demo page does, without the page: build (and keep) a labeler for the chosen settings, run it on
+one image, and turn the result into the page's tables, overlay and download files. Everything goes through
+the Python API (:class:`openvocab.Labeler`) and the job's writers (:meth:`openvocab.LabeledImage.save`)."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from openvocab.config import PIPELINE_CONFIGS, UserError, configs_dir, load_config, shipped_dir
+from openvocab.labeled import LabeledImage
+from openvocab.labeler import Labeler
+from openvocab.masks import mask_area
+from openvocab.pipeline import parse_vocabulary
+from openvocab.structures import TagSource
+
+log = logging.getLogger("openvocab.demo")
+
+#: optional stages the page can switch off ("backends"), by the name shown -> pipeline stage
+OPTIONAL_STAGES = {"tagger": "tagger", "mask head": "mask_head"}
+TAG_HEADERS = ["tag", "score", "source", "boxable", "Chinese name"]
+REGION_HEADERS = ["#", "label", "score", "box x1,y1,x2,y2", "mask area", "mask score", "concepts", "region caption"]
+GROUNDING_HEADERS = ["#", "phrase", "score", "box x1,y1,x2,y2", "mask area"]
+#: errors shown to the user as one readable line (anything else is logged with its traceback too)
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ValueError, FileNotFoundError)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from openvocab.checkpoint import CheckpointError
+    from openvocab.hub import MissingFileError
+    from openvocab.images import ImageLoadError
+
+    return USER_ERRORS + (MissingFileError, CheckpointError, ImageLoadError)
+
+
+def demo_images() -> list[str]:
+    """The bundled pictures (``demo/images``)."""
+    return [str(p) for p in sorted((shipped_dir("demo") / "images").glob("*.jpg"))]
+
+
+def config_choices(extra: Optional[str] = None) -> list[str]:
+    """The pipeline configs to choose from: those of ``configs/`` (known ones first), and ``extra`` (a file)."""
+    names = [n for n in PIPELINE_CONFIGS if (configs_dir() / f"{n}.py").is_file()]
+    names += sorted(p.stem for p in configs_dir().glob("*.py") if p.stem not in names)
+    if extra and extra not in names:
+        names.insert(0, extra)
+    return names
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigInfo:
+    """What the page shows about a config before running it."""
+
+    stages: tuple[str, ...]  #: pipeline stages the config has (tagger, detector, mask_head)
+    random_stages: tuple[str, ...]  #: stages built with random weights (``checkpoint=None``)
+    box_threshold: Optional[float]  #: the detector's, when its config has one
+    text_threshold: Optional[float]
+    vocabulary: tuple[str, ...] = ()  #: the config's own vocabulary (configs without a tagger)
+
+    @property
+    def banner(self) -> str:
+        if not self.random_stages:
+            return ""
+        return (f"⚠️ **Random weights** ({', '.join(s.replace('_', ' ') for s in self.random_stages)}): this config "
+                "exercises the toolchain only, its tags, boxes, masks and captions are **meaningless**. Choose "
+                "`full_pipeline` (official checkpoints) for real labels.")
+
+
+def config_info(name: str) -> ConfigInfo:
+    cfg = load_config(name)
+    vocab = cfg.get("vocabulary")
+    stages = tuple(s for s in ("tagger", "detector", "mask_head") if cfg.get(s))
+    rand = tuple(s for s in stages if "checkpoint" in cfg[s] and cfg[s]["checkpoint"] is None)
+    det = cfg.get("detector") or {}
+    return ConfigInfo(stages=stages, random_stages=rand, box_threshold=det.get("box_threshold"),
+                      text_threshold=det.get("text_threshold"), vocabulary=tuple(parse_vocabulary(vocab) if vocab else ()))
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The page's choice of pipeline: config, backends (device, precision, optional stages) and thresholds
+    (``None``: the config's)."""
+
+    config: str
+    device: str = "cpu"
+    precision: str = "fp32"
+    stages: tuple[str, ...] = tuple(OPTIONAL_STAGES)
+    box_threshold: Optional[float] = None
+    text_threshold: Optional[float] = None
+
+    def options(self) -> dict:
+        info = config_info(self.config)
+        opts = {}
+        for key, value, default in (("box_threshold", self.box_threshold, info.box_threshold),
+                                    ("text_threshold", self.text_threshold, info.text_threshold)):
+            if value is not None and default is not None and float(value) != float(default):
+                opts[f"detector.{key}"] = float(value)
+        return opts
+
+    def without(self) -> tuple[str, ...]:
+        return tuple(stage for shown, stage in OPTIONAL_STAGES.items() if shown not in self.stages)
+
+
+class LabelerCache:
+    """Keeps the labeler of the last settings (models stay loaded while the settings do not change)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: Optional[tuple] = None
+        self._labeler: Optional[Labeler] = None
+
+    def get(self, settings: Settings) -> Labeler:
+        options = settings.options()
+        key = (settings.config, settings.device, settings.precision, settings.without(), tuple(sorted(options.items())))
+        with self._lock:
+            if key != self._key:
+                self._labeler = self._key = None  # free the old models first
+                # tagger switched off: each run gives its vocabulary (a placeholder lets the pipeline be built)
+                has_vocab = bool(config_info(settings.config).vocabulary)
+                placeholder = "object" if "tagger" in settings.without() and not has_vocab else None
+                self._labeler = Labeler.from_config(settings.config, device=settings.device,
+                                                    precision=settings.precision, options=options,
+                                                    without=settings.without(), vocabulary=placeholder)
+                self._key = key
+            return self._labeler
+
+
+def _named(labeled: LabeledImage, name: str) -> LabeledImage:
+    """The result as if the input were called ``name`` (the upload's own name, not gradio's temp path)."""
+    info = dataclasses.replace(labeled.result.image, file=name)
+    return dataclasses.replace(labeled, result=dataclasses.replace(labeled.result, image=info))
+
+
+def tag_rows(labeled: LabeledImage) -> list[list]:
+    """One row per image-level tag; open-set (and user) tags are marked in ``source``."""
+    rows = []
+    for t in labeled.tags:
+        source = t.source.value if t.source == TagSource.CLOSED_SET else f"★ {t.source.value}"
+        rows.append([t.name, round(float(t.score), 3), source, "" if t.boxable is None else ("yes" if t.boxable else "no"),
+                     t.name_zh or ""])
+    return rows
+
+
+def _box(b) -> str:
+    return ", ".join(f"{float(v):.1f}" for v in b)
+
+
+def region_rows(labeled: LabeledImage) -> list[list]:
+    """One row per box: label, score, box, and its mask's area, score, concepts and caption (when present)."""
+    dets, regions = labeled.detections, labeled.regions
+    rows = []
+    for i in range(len(dets)):
+        row = [i + 1, dets.labels[i], round(float(dets.scores[i]), 3), _box(dets.boxes[i]), "", "", "", ""]
+        if regions is not None:
+            row[4] = int(mask_area(regions.masks[i]))
+            row[5] = round(float(regions.mask_scores[i]), 3)
+            if regions.concepts is not None:
+                row[6] = ", ".join(f"{c.name} {float(c.score):.2f}" for c in regions.concepts[i])
+            if regions.captions is not None:
+                row[7] = regions.captions[i]
+        rows.append(row)
+    return rows
+
+
+def downloads(labeled: LabeledImage, folder: Path) -> tuple[Path, Path, Path]:
+    """``(coco.json, labelme json, yolo zip)`` of the image, written by the job's writers into ``folder``."""
+    files = labeled.save(folder, formats=("coco", "labelme", "yolo"))
+    stem = Path(labeled.info.file).stem
+    yolo_zip = Path(shutil.make_archive(str(folder / f"{stem}_yolo"), "zip", root_dir=folder / "yolo"))
+    coco = folder / f"{stem}_coco.json"
+    files["coco"][0].rename(coco)
+    return coco, files["labelme"][0], yolo_zip
+
+
+@dataclasses.dataclass
+class LabelOutput:
+    overlay: object = None  #: PIL image
+    tags: list = dataclasses.field(default_factory=list)
+    regions: list = dataclasses.field(default_factory=list)
+    files: tuple = (None, None, None)  #: coco, labelme, yolo zip
+    status: str = ""
+
+
+Progress = Callable[[float, str], None]
+
+
+def _fail(e: BaseException) -> str:
+    from openvocab.images import ImageLoadError
+
+    if isinstance(e, ImageLoadError):  # name the upload as the user knows it, not by gradio's temp path
+        return f"**Error:** {Path(e.file).name}: {e.message}"
+    if not isinstance(e, _user_errors()):
+        log.exception("demo run failed")
+        return f"**Error** ({type(e).__name__}): {e}"
+    return f"**Error:** {e}"
+
+
+def run_label(cache: LabelerCache, file: Optional[str], settings: Settings, vocabulary: str,
+              progress: Optional[Progress] = None, *, out_root: Optional[Path] = None) -> LabelOutput:
+    """Label one uploaded or picked image; problems come back as ``status`` (never raised)."""
+    if not file:
+        return LabelOutput(status="**Error:** upload an image or pick one of the examples first.")
+    vocab = vocabulary.strip() or None
+    try:
+        info = config_info(settings.config)
+        if vocab is None and not info.vocabulary and ("tagger" not in info.stages or "tagger" not in settings.stages):
+            return LabelOutput(status="**Error:** without a tagger, type a vocabulary (e.g. `cat, dog`).")
+        labeler = cache.get(settings)
+        labeled = _named(labeler.label(file, vocabulary=vocab, progress=progress), Path(file).name)
+        folder = Path(tempfile.mkdtemp(prefix="openvocab-demo-", dir=out_root))
+        files = downloads(labeled, folder)
+    except Exception as e:  # noqa: BLE001 - every failure becomes a message on the page
+        return LabelOutput(status=_fail(e))
+    n = len(labeled)
+    masks = "" if labeled.regions is None else f", {len(labeled.regions)} masks"
+    return LabelOutput(overlay=labeled.render(), tags=tag_rows(labeled), regions=region_rows(labeled), files=files,
+                       status=f"{Path(file).name}: {len(labeled.tags)} tags, {n} boxes{masks}.")
+
+
+def run_grounding(cache: LabelerCache, file: Optional[str], text: str, settings: Settings,
+                  progress: Optional[Progress] = None) -> tuple[object, list, str]:
+    """Free-text grounding of ``text`` in one image: ``(overlay, rows, status)``."""
+    if not file:
+        return None, [], "**Error:** upload an image or pick one of the examples first."
+    if not text.strip():
+        return None, [], "**Error:** type the text to find, e.g. `a red circle`."
+    try:
+        labeler = cache.get(settings)
+        if progress:
+            progress(0.1, "grounding")
+        labeled = _named(labeler.detect_text(file, text), Path(file).name)
+    except Exception as e:  # noqa: BLE001
+        return None, [], _fail(e)
+    rows = [r[:4] + [r[4]] for r in region_rows(labeled)]
+    return labeled.render(), rows, f"{Path(file).name}: {len(labeled)} boxes for {text!r}."
+
+
+def stage_choices(info: ConfigInfo) -> Sequence[str]:
+    return [shown for shown, stage in OPTIONAL_STAGES.items() if stage in info.stages]

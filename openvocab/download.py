@@ -1,0 +1,112 @@
+"""``openvocab download``: every file a pipeline config needs, into one folder, for machines without network.
+
+On a connected machine::
+
+    openvocab download --config full_pipeline --to /media/usb/checkpoints
+
+fetches each file the config's stages will resolve (:meth:`openvocab.stages.Stage.remote_files`) into the
+folder under the name :func:`openvocab.hub.resolve` looks for, checks its sha256 where one is published,
+and writes ``manifest.json`` (file, URLs, size, sha256, what it is) and ``SHA256SUMS`` (``sha256sum -c``).
+On the offline machine, ``--checkpoint-dir /media/usb/checkpoints`` then finds every file. A file already in
+the folder (or in a local cache) is not downloaded again. Without ``--to``, files go to openvocab's cache
+(``$OPENVOCAB_CACHE``, default ``~/.cache/openvocab``), where every later run finds them.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Optional, Sequence
+
+from . import __version__, hub
+from .hub import MissingFileError, RemoteFile
+from .writers.base import atomic_write_json, atomic_write_text
+
+MANIFEST = "manifest.json"
+SUMS = "SHA256SUMS"
+
+
+def _fetch(url: str, dest: Path, *, label: str, progress: bool) -> None:
+    """Download ``url`` to ``dest`` atomically, with a progress bar."""
+    from tqdm import tqdm
+
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": f"openvocab/{__version__}"})
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=60) as resp:
+            total = int(resp.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label, disable=not progress,
+                      dynamic_ncols=True) as bar:
+                while block := resp.read(1 << 20):
+                    out.write(block)
+                    bar.update(len(block))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _local_copy(spec: RemoteFile, dest: Path) -> Optional[Path]:
+    """A copy of ``spec`` already on this machine (checkpoint folders, caches), other than ``dest``."""
+    try:
+        path = hub.resolve(spec, download=False)
+    except MissingFileError:
+        return None
+    return None if path.resolve() == dest.resolve() else path
+
+
+def download_files(files: Sequence[RemoteFile], dest: str | os.PathLike, *, progress: bool = True,
+                   config: str = "") -> list[dict]:
+    """Put every file of ``files`` into ``dest`` (see the module docstring); returns the manifest entries.
+
+    Raises:
+        MissingFileError: a file that could not be had from any of its URLs, or whose sha256 is not the published
+            one (it is not kept); the files fetched before it stay.
+    """
+    dest = Path(dest).expanduser()
+    dest.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for k, spec in enumerate(files, start=1):
+        target = dest / spec.filename
+        label = f"[{k}/{len(files)}] {spec.filename}"
+        if target.is_file() and (not spec.sha256 or hub.sha256sum(target) == spec.sha256):
+            how = "already there"
+        elif (local := _local_copy(spec, target)) is not None:
+            shutil.copyfile(local, target)
+            how = f"copied from {local}"
+        else:
+            if hub.offline():
+                raise MissingFileError(f"{label}: not on this machine and downloads are off (HF_HUB_OFFLINE): "
+                                       f"get it from {' or '.join(spec.urls)}")
+            if not spec.urls:
+                raise MissingFileError(f"{label}: no download location is known")
+            errors = []
+            for url in spec.urls:
+                try:
+                    _fetch(url, target, label=label, progress=progress)
+                    how = f"downloaded from {url}"
+                    break
+                except OSError as e:
+                    errors.append(f"{url}: {getattr(e, 'reason', None) or e}")
+            else:
+                raise MissingFileError(f"{label}: download failed ({'; '.join(errors)})")
+        digest = hub.sha256sum(target)
+        if spec.sha256 and digest != spec.sha256:
+            target.unlink()
+            raise MissingFileError(f"{label}: sha256 {digest} is not the published {spec.sha256}; the file was "
+                                   f"discarded (from {' or '.join(spec.urls)})")
+        if progress:
+            print(f"{label}: {how}", flush=True)
+        entries.append({"file": spec.filename, "urls": spec.urls, "bytes": target.stat().st_size, "sha256": digest,
+                        "sha256_published": spec.sha256 is not None, "description": spec.description})
+    manifest = {"config": config, "openvocab_version": __version__,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "files": entries,
+                "use": f"openvocab ... --checkpoint-dir {dest}"}
+    atomic_write_json(dest / MANIFEST, manifest, indent=1)
+    atomic_write_text(dest / SUMS, "".join(f"{e['sha256']}  {e['file']}\n" for e in entries))
+    return entries

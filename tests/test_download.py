@@ -1,0 +1,115 @@
+"""openvocab download: every file of a config into one folder (sha256, manifest), then offline runs with
+--checkpoint-dir; the offline error names a URL for every file the pipeline needs."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import http.server
+import json
+import threading
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from openvocab import hub
+from openvocab.cli import main
+
+PLUGINS = Path(__file__).parent / "plugins"
+WEIGHTS = b"toy weights " * 5000
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """Empty caches, the toy plugin importable, a local 'hub' serving the toy tagger's weights."""
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    monkeypatch.setenv(hub.ENV_CACHE, str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv(hub.ENV_CHECKPOINT_DIR, raising=False)
+    hub.set_checkpoint_dirs([])
+    www = tmp_path / "www"
+    (www / "toy-org" / "toy-tagger" / "resolve" / "main").mkdir(parents=True)
+    (www / "toy-org" / "toy-tagger" / "resolve" / "main" / "toy_tagger_weights.pth").write_bytes(WEIGHTS)
+    handler = partial(_QuietHandler, directory=str(www))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{httpd.server_address[1]}")
+    cfg = tmp_path / "toy_weights.py"
+    cfg.write_text((PLUGINS / "toy_pipeline.py").read_text().replace(
+        "threshold=127.0", "threshold=127.0, checkpoint='toy_weights'"))
+    img = tmp_path / "imgs"
+    img.mkdir()
+    Image.fromarray(np.full((16, 16, 3), 200, np.uint8)).save(img / "a.png")
+    yield tmp_path, str(cfg), img, httpd
+    httpd.shutdown()
+    hub.set_checkpoint_dirs([])
+
+
+def test_download_then_run_offline(env, monkeypatch, capsys):
+    tmp_path, cfg, img, httpd = env
+    import toy_plugin
+
+    digest = hashlib.sha256(WEIGHTS).hexdigest()
+    monkeypatch.setitem(toy_plugin.WEIGHTS, "toy_weights",
+                        dataclasses.replace(toy_plugin.WEIGHTS["toy_weights"], sha256=digest))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    dest = tmp_path / "carry"
+    assert main(["download", "--config", cfg, "--to", str(dest), "--no-progress"]) == 0
+    assert (dest / "toy_tagger_weights.pth").read_bytes() == WEIGHTS
+    manifest = json.loads((dest / "manifest.json").read_text())
+    (entry,) = manifest["files"]
+    assert entry["file"] == "toy_tagger_weights.pth" and entry["sha256"] == digest and entry["sha256_published"]
+    assert entry["bytes"] == len(WEIGHTS) and entry["urls"][0].endswith("/toy-org/toy-tagger/resolve/main/"
+                                                                         "toy_tagger_weights.pth")
+    assert (dest / "SHA256SUMS").read_text() == f"{digest}  toy_tagger_weights.pth\n"
+    # the air-gapped machine: no network, the carried folder
+    httpd.shutdown()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    capsys.readouterr()
+    assert main(["label", str(img), "--config", cfg, "--out", str(tmp_path / "o1"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "toy_tagger_weights.pth" in err and "/toy-org/toy-tagger/resolve/main/toy_tagger_weights.pth" in err
+    assert main(["label", str(img), "--config", cfg, "--out", str(tmp_path / "o2"), "--no-progress",
+                 "--checkpoint-dir", str(dest)]) == 0
+    # downloading again needs no network: the file is there and checks out
+    assert main(["download", "--config", cfg, "--to", str(dest), "--no-progress"]) == 0
+
+
+def test_download_refuses_a_file_with_another_sha256(env, monkeypatch, capsys):
+    tmp_path, cfg, img, _ = env
+    import toy_plugin
+
+    monkeypatch.setitem(toy_plugin.WEIGHTS, "toy_weights",
+                        dataclasses.replace(toy_plugin.WEIGHTS["toy_weights"], sha256="0" * 64))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    assert main(["download", "--config", cfg, "--to", str(tmp_path / "carry"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "sha256" in err and "discarded" in err and err.count("\n") == 1
+    assert not (tmp_path / "carry" / "toy_tagger_weights.pth").exists()
+    assert not list((tmp_path / "carry").glob(".*part"))
+
+
+def test_offline_error_names_a_url_for_every_file_of_the_default_pipeline(env, monkeypatch, capsys):
+    tmp_path, _, img, _ = env
+    from openvocab.cli import load_config
+    from openvocab.pipeline import build_pipeline
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    files = build_pipeline(load_config("full_pipeline")).remote_files()
+    assert len(files) == 9 and all(f.urls for f in files)
+    assert main(["label", str(img), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    needs = err.split("This pipeline needs:")[1]
+    for f in files:
+        assert f"{f.filename}: {f.urls[0]}" in needs
+    assert "openvocab download --config" in needs and "Traceback" not in err
+    # and download says what it cannot get, offline
+    assert main(["download", "--to", str(tmp_path / "carry"), "--no-progress"]) == 2
+    assert "ram_plus_swin_large_14m.pth" in capsys.readouterr().err
