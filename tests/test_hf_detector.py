@@ -24,14 +24,10 @@ def image(shared_dir):
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory, parity_dir, bpe_files):
-    root = tmp_path_factory.mktemp("hf_detectors")
-    vocab = torch.load(parity_dir / "grounding_dino" / "gdino_tiny_A.pt", weights_only=True)["vocab_txt"]
-    return {"grounding-dino": hf_tiny.grounding_dino(root / "gd", vocab),
-            "mm-grounding-dino": hf_tiny.grounding_dino(root / "mm", vocab, mm=True),
-            "owlv2": hf_tiny.owl(root / "owlv2", bpe_files),
-            "owlvit": hf_tiny.owl(root / "owlvit", bpe_files, v2=False),
-            "omdet-turbo": hf_tiny.omdet(root / "omdet", bpe_files)}
+def folders(hf_models):
+    """The tiny detectors by model type."""
+    return {hf_tiny.model_type(hf_models[k]): hf_models[k]
+            for k in ("grounding_dino", "mm_grounding_dino", "owlv2", "owlvit", "omdet")}
 
 
 def _ref(folder):

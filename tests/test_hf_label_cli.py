@@ -15,9 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-import hf_tiny
 from openvocab.cli import main
 from openvocab.config import configs_dir
 from openvocab.engine.job import FORMATS
@@ -58,19 +56,6 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory, parity_dir, bpe_files):
-    root = tmp_path_factory.mktemp("hf_label")
-    vocab = torch.load(parity_dir / "grounding_dino" / "gdino_tiny_A.pt", weights_only=True)["vocab_txt"]
-    return {"grounding_dino": hf_tiny.grounding_dino(root / "gd", vocab),
-            "mm_grounding_dino": hf_tiny.grounding_dino(root / "mm", vocab, mm=True),
-            "owlv2": hf_tiny.owl(root / "owlv2", bpe_files),
-            "owlvit": hf_tiny.owl(root / "owlvit", bpe_files, v2=False),
-            "omdet": hf_tiny.omdet(root / "omdet", bpe_files), "sam": hf_tiny.sam(root / "sam"),
-            "sam_hq": hf_tiny.sam(root / "sam_hq", "sam_hq"), "sam2": hf_tiny.sam(root / "sam2", "sam2"),
-            "sam3": hf_tiny.sam3(root / "sam3", bpe_files), "clipseg": hf_tiny.clipseg(root / "clipseg", bpe_files)}
-
-
 def _fingerprint(out: Path) -> dict:
     con = sqlite3.connect(str(out / ".openvocab" / "state.sqlite"))
     try:
@@ -103,11 +88,11 @@ def _every_format_has_the_coco_objects(out: Path, images: int, objects: int) -> 
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_backend_labels_the_shared_photos(case, models, shared_dir, tmp_path):
+def test_backend_labels_the_shared_photos(case, hf_models, shared_dir, tmp_path):
     base, lines, stages, masks = CASES[case]
     config = tmp_path / f"{case.replace('+', '_')}.py"
     config.write_text(f"_base_ = {str(configs_dir() / (base + '.py'))!r}\n"
-                      + lines.format(**{k: repr(str(v)) for k, v in models.items()}))
+                      + lines.format(**{k: repr(str(v)) for k, v in hf_models.items()}))
     photos = sorted((shared_dir / "images").glob("*.jpg"))
     if case == "owlv2":
         photos = [shared_dir / "images" / "demo4.jpg"]
@@ -117,7 +102,7 @@ def test_backend_labels_the_shared_photos(case, models, shared_dir, tmp_path):
     assert rc == 0
     used = _fingerprint(out)["stages"]
     for stage, model in stages.items():  # the transformers stage ran, with the tiny model
-        assert used[stage]["model"] == str(models[model]), stage
+        assert used[stage]["model"] == str(hf_models[model]), stage
 
     coco = json.loads((out / "coco.json").read_text())
     assert len(coco["images"]) == len(photos)

@@ -9,7 +9,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import hf_tiny
 from grounding.hf.clipseg import CLIPSegSegmenter
 from grounding.hf.sam import HFSamMaskHead
 from grounding.hf.sam3 import Sam3Segmenter
@@ -23,15 +22,6 @@ def image(shared_dir):
     return load_image(shared_dir / "images" / "demo4.jpg")[0]  # 428 x 640
 
 
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory, bpe_files):
-    root = tmp_path_factory.mktemp("hf_masks")
-    out = {kind: hf_tiny.sam(root / kind, kind) for kind in ("sam", "sam_hq", "sam2")}
-    out["sam3"] = hf_tiny.sam3(root / "sam3", bpe_files)
-    out["clipseg"] = hf_tiny.clipseg(root / "clipseg", bpe_files)
-    return out
-
-
 def _ref(folder, auto_class: str = "AutoModel"):
     import transformers as hf
 
@@ -40,10 +30,10 @@ def _ref(folder, auto_class: str = "AutoModel"):
 
 
 @pytest.mark.parametrize("kind", ["sam", "sam_hq", "sam2"])
-def test_sam_heads_follow_transformers_processing(folders, image, kind):
-    proc, model = _ref(folders[kind])
+def test_sam_heads_follow_transformers_processing(hf_models, image, kind):
+    proc, model = _ref(hf_models[kind])
     boxes = np.array([[10, 20, 300, 400], [50.5, 60, 420, 630], [0, 0, 428, 640]], np.float32)
-    head = HFSamMaskHead(model=str(folders[kind]), prompt_batch_size=2)  # two decoder calls for three boxes
+    head = HFSamMaskHead(model=str(hf_models[kind]), prompt_batch_size=2)  # two decoder calls for three boxes
     head.setup("cpu")
     inputs = proc(images=image, input_boxes=[boxes.tolist()], return_tensors="pt")
     prepared = head.prepare(image)
@@ -74,10 +64,10 @@ def test_sam_heads_follow_transformers_processing(folders, image, kind):
     assert pred.mask_scores[0] == pytest.approx(float(out.iou_scores[0, 0, best]), abs=1e-5)
 
 
-def test_sam3_segmenter_is_transformers_run_per_tag(folders, image):
-    proc, model = _ref(folders["sam3"])
+def test_sam3_segmenter_is_transformers_run_per_tag(hf_models, image):
+    proc, model = _ref(hf_models["sam3"])
     tags = ["cat", "dog", "red car"]
-    seg = Sam3Segmenter(model=str(folders["sam3"]), threshold=0.249, text_batch_size=2, max_detections=1000)
+    seg = Sam3Segmenter(model=str(hf_models["sam3"]), threshold=0.249, text_batch_size=2, max_detections=1000)
     seg.setup("cpu")
     assert torch.equal(seg.prepare(image), proc(images=image, return_tensors="pt")["pixel_values"][0])
     (got,) = seg.segment([image], [tags])
@@ -101,10 +91,10 @@ def test_sam3_segmenter_is_transformers_run_per_tag(folders, image):
     assert len(seg._texts) == 3  # each tag's text features once
 
 
-def test_clipseg_masks_are_its_recipe_on_transformers_outputs(folders, image):
-    proc, model = _ref(folders["clipseg"], "CLIPSegForImageSegmentation")
+def test_clipseg_masks_are_its_recipe_on_transformers_outputs(hf_models, image):
+    proc, model = _ref(hf_models["clipseg"], "CLIPSegForImageSegmentation")
     tags = ["sky", "grass", "water"]
-    seg = CLIPSegSegmenter(model=str(folders["clipseg"]), threshold=0.5, min_area=0.0, text_batch_size=2,
+    seg = CLIPSegSegmenter(model=str(hf_models["clipseg"]), threshold=0.5, min_area=0.0, text_batch_size=2,
                            exclude=["water"])
     seg.setup("cpu")
     inputs = proc(text=tags[:2], images=[image] * 2, padding="max_length", return_tensors="pt")
@@ -120,7 +110,7 @@ def test_clipseg_masks_are_its_recipe_on_transformers_outputs(folders, image):
         assert (decode_mask(got.regions.masks[k]) != mask).mean() < 1e-4
         np.testing.assert_allclose(got.detections.boxes[k], mask_box(mask), atol=1)
         assert got.detections.scores[k] == pytest.approx(float(probs[k][torch.from_numpy(mask)].mean()), abs=1e-3)
-    tight = CLIPSegSegmenter(model=str(folders["clipseg"]), threshold=0.5, min_area=1.0, tags=["sky"])
+    tight = CLIPSegSegmenter(model=str(hf_models["clipseg"]), threshold=0.5, min_area=1.0, tags=["sky"])
     tight.setup("cpu")
     assert len(tight.segment([image], [tags])[0]) == 0  # a mask smaller than the whole image is dropped
 

@@ -69,6 +69,14 @@ class DetectorFamily(abc.ABC):
         ...
 
 
+def same_tags(tag_names: Sequence[Sequence[str]]) -> dict[tuple[str, ...], list[int]]:
+    """The images of a batch grouped by their tag list (class-list models run one text batch per group)."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, names in enumerate(tag_names):
+        groups.setdefault(tuple(names), []).append(i)
+    return groups
+
+
 def _families() -> dict[str, type[DetectorFamily]]:
     from .caption import CaptionFamily
     from .omdet import OmDetFamily

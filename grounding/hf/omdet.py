@@ -16,7 +16,7 @@ import torch
 
 from openvocab.structures import Detections
 
-from .detector import DetectorFamily
+from .detector import DetectorFamily, same_tags
 from .loading import image_size
 
 
@@ -77,12 +77,9 @@ class OmDetFamily(DetectorFamily):
 
     def detect(self, images: Sequence[np.ndarray], tag_names: Sequence[Sequence[str]],
                prepared: Sequence[torch.Tensor]) -> list[list[Detections]]:
-        groups: dict[tuple[str, ...], list[int]] = {}
-        for i, names in enumerate(tag_names):
-            groups.setdefault(tuple(names), []).append(i)
         out: list[list[Detections]] = [[] for _ in images]
         nms = 1.0 if self.options.nms_iou is None else self.options.nms_iou
-        for names, idx in groups.items():
+        for names, idx in same_tags(tag_names).items():
             pixels = self.pixels([prepared[i] for i in idx])
             label: dict[str, str] = {}  # query text -> the tag it stands for
             for n in names:

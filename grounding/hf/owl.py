@@ -16,7 +16,7 @@ import torch
 
 from openvocab.structures import Detections
 
-from .detector import DetectorFamily
+from .detector import DetectorFamily, same_tags
 from .loading import image_size
 
 
@@ -50,11 +50,8 @@ class OwlFamily(DetectorFamily):
 
     def detect(self, images: Sequence[np.ndarray], tag_names: Sequence[Sequence[str]],
                prepared: Sequence[torch.Tensor]) -> list[list[Detections]]:
-        groups: dict[tuple[str, ...], list[int]] = {}
-        for i, names in enumerate(tag_names):
-            groups.setdefault(tuple(names), []).append(i)
         out: list[list[Detections]] = [[] for _ in images]
-        for names, idx in groups.items():
+        for names, idx in same_tags(tag_names).items():
             pixels = self.pixels([prepared[i] for i in idx])
             texts = [self.options.text_template.format(n) for n in names]
             logits, outputs = [], None
