@@ -1,7 +1,9 @@
-"""openvocab detectors (Grounding DINO) and mask heads (TAP, SAM).
+"""openvocab detectors (Grounding DINO; transformers detectors), mask heads (TAP, SAM; transformers SAMs) and
+segmenters (SAM 3, CLIPSeg).
 
 Importing this package registers its components into ``openvocab.registry``.
 """
 from . import tap  # noqa: F401  (TAPMaskHead)
 from . import groundingdino  # noqa: F401  (GroundingDINODetector)
 from . import sam  # noqa: F401  (SAMMaskHead)
+from . import hf  # noqa: F401  (HFDetector, HFSamMaskHead, Sam3Segmenter, CLIPSegSegmenter: transformers models)

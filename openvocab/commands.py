@@ -100,7 +100,7 @@ def _tag_text(t) -> str:
 def tag(args: argparse.Namespace) -> int:
     from .engine import setup_pipeline
 
-    _, pipe = _pipeline(args, need=("tagger",), without=("detector", "mask_head"))
+    _, pipe = _pipeline(args, need=("tagger",), without=("detector", "mask_head", "segmenter", "stuff_segmenter"))
     setup_pipeline(pipe)
     failed = 0
     for f, img, info in _each_image(args.inputs):
@@ -126,7 +126,7 @@ def detect(args: argparse.Namespace) -> int:
 
     # free-text grounding needs the detector only: no tagger, no mask head is built or downloaded
     _, pipe = _pipeline(args, vocabulary="object", need=("detector",),
-                        without=("tagger", "boxable_filter", "mask_head"))
+                        without=("tagger", "boxable_filter", "mask_head", "segmenter", "stuff_segmenter"))
     setup_pipeline(pipe)
     failed = 0
     for f, img, info in _each_image(args.inputs):
@@ -135,7 +135,10 @@ def detect(args: argparse.Namespace) -> int:
             failed += 1
             continue
         with torch.inference_mode(), pipe.autocast():
-            dets = pipe.detector.detect_text([img], [args.text])[0]
+            try:
+                dets = pipe.detector.detect_text([img], [args.text])[0]
+            except NotImplementedError as e:
+                raise UserError(f"{args.config}: {e}") from None
         if pipe.clip_boxes:
             dets = clip_detections(dets, *img.shape[:2])
         rows = [{"box": [round(float(v), 2) for v in b], "score": round(float(s), 4), "phrase": p}

@@ -8,11 +8,13 @@ Weight metadata is data (:class:`RemoteFile`), not code. :func:`resolve` looks, 
    from plain URLs and files put there by :func:`copy_into_cache`;
 3. the Hugging Face cache (``hf_hub_download``; honours ``HF_HUB_OFFLINE``) for files on the hub,
 
-and downloads into the cache when allowed. Where a ``sha256`` is published, a file is accepted
-only if the sha256 of its *content* matches (never a cache file's name or a server's ETag), hashed
-once per file version (:class:`~openvocab.fileio.HashMemo`); wrong files in the caches are removed.
-Downloads and copies into the cache are atomic (temp file + fsync + rename). If the file cannot be
-had, :class:`MissingFileError` says which file, where it comes from and how to point at a local copy.
+and downloads into the cache when allowed. :func:`resolve_repo` does the same for a whole Hugging Face
+model repository (config, weights and processor files of a ``transformers`` model). Where a ``sha256``
+is published, a file is accepted only if the sha256 of its *content* matches (never a cache file's name
+or a server's ETag), hashed once per file version (:class:`~openvocab.fileio.HashMemo`); wrong files
+in the caches are removed. Downloads and copies into the cache are atomic (temp file + fsync + rename).
+If the file cannot be had, :class:`MissingFileError` says which file, where it comes from and how to point
+at a local copy.
 """
 from __future__ import annotations
 
@@ -261,3 +263,63 @@ def copy_into_cache(path: os.PathLike | str, spec: RemoteFile) -> Path:
                                    f"'{spec.filename}' ({spec.source}) has {spec.sha256}: not copied")
     _memo().remember(dest, digest.hexdigest())
     return dest
+
+
+#: files of a model repository that ``transformers`` reads (no TF/Flax/ONNX copies of the weights)
+REPO_PATTERNS = ("*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "pytorch_model*.bin")
+#: files of a model folder recorded for a job's fingerprint (weights and configuration)
+_REPO_RECORDED = ("*.safetensors", "*.bin", "config.json")
+
+
+def _model_folder(path: Path) -> bool:
+    return path.is_dir() and (path / "config.json").is_file()
+
+
+def resolve_repo(repo: str, *, revision: Optional[str] = None, download: bool = True,
+                 description: str = "") -> Path:
+    """Local folder of a Hugging Face model repository (``config.json``, weights, processor files).
+
+    ``repo`` is a hub id (``"IDEA-Research/grounding-dino-tiny"``) or a local folder. A hub id is looked for,
+    in order, in the checkpoint directories (as ``DIR/org/name``, ``DIR/org--name`` or ``DIR/name``), then in
+    the Hugging Face cache, and downloaded there when allowed (``HF_HUB_OFFLINE=1`` forbids it); if it cannot
+    be had, :class:`MissingFileError` names the repository and how to point at a local copy.
+    """
+    path = Path(repo).expanduser()
+    if _model_folder(path):
+        return _recorded_folder(path)
+    if path.is_absolute() or repo.startswith(".") or repo.count("/") != 1:
+        raise MissingFileError(f"Missing model folder '{repo}': no config.json there, and it is not a Hugging "
+                               f"Face repository id (org/name).")
+    org, name = repo.split("/")
+    for d in checkpoint_dirs():
+        for cand in (d / org / name, d / f"{org}--{name}", d / name):
+            if _model_folder(cand):
+                return _recorded_folder(cand)
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = Path(snapshot_download(repo, revision=revision, allow_patterns=list(REPO_PATTERNS),
+                                        local_files_only=offline() or not download))
+    except Exception as e:  # offline and not cached, no network, unknown repo...
+        what = f" ({description})" if description else ""
+        at = f" at revision {revision}" if revision else ""
+        reason = ("not in the Hugging Face cache and downloads are off (HF_HUB_OFFLINE)" if offline() or not download
+                  else f"not in the Hugging Face cache and could not be downloaded ({type(e).__name__})")
+        raise MissingFileError(
+            f"Missing model '{repo}'{what}{at}: {reason}.\n"
+            f"  It is downloaded from https://huggingface.co/{repo} on first use.\n"
+            f"  To use a local copy, download the repository (e.g. `hf download {repo} --local-dir "
+            f"FOLDER/{org}/{name}`) and pass --checkpoint-dir FOLDER or set {ENV_CHECKPOINT_DIR}=FOLDER "
+            f"(searched: {', '.join(map(str, checkpoint_dirs())) or 'none given'}), or give the folder itself "
+            f"as the model.") from None
+    if not _model_folder(folder):
+        raise MissingFileError(f"Hugging Face repository '{repo}' ({folder}) has no config.json: not a model.")
+    return _recorded_folder(folder)
+
+
+def _recorded_folder(folder: Path) -> Path:
+    """``folder``, its weight and config files reported to every :func:`recording` block."""
+    files = sorted({f for pattern in _REPO_RECORDED for f in folder.glob(pattern) if f.is_file()})
+    for found in _recorders:
+        found.extend((None, f) for f in files)
+    return folder

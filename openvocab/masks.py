@@ -31,3 +31,14 @@ def decode_mask(rle: dict) -> np.ndarray:
 def mask_area(rle: dict) -> int:
     """Number of foreground pixels of a COCO RLE."""
     return int(mask_utils.area(_rle(rle)))
+
+
+def mask_box(mask: np.ndarray) -> np.ndarray:
+    """The bounding box ``float32 [4]`` xyxy (pixel edges: a one-pixel mask at (x, y) gives
+    ``[x, y, x + 1, y + 1]``) of a ``bool [H, W]`` mask; all zeros for an empty mask."""
+    if mask.ndim != 2:
+        raise ValueError(f"mask_box expects a 2-D mask, got shape {mask.shape}")
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if len(rows) == 0:
+        return np.zeros(4, np.float32)
+    return np.asarray([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], np.float32)

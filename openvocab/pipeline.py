@@ -7,10 +7,15 @@ Every stage may be absent:
 * no detector: tags only (``ImageResult.detections`` empty);
 * no mask head: boxes only (``ImageResult.regions`` is ``None``).
 
+A ``segmenter`` (boxes and masks from tag names, e.g. SAM 3) replaces detector + mask head. A
+``stuff_segmenter`` (e.g. CLIPSeg) runs on the tags the boxable filter kept away from the detector
+(sky, grass, water...): each of its masks becomes one more detection (box = the mask's bounding box)
+with its region, after the detector's.
+
 Tags the boxable filter rejects (scenes, actions, attributes) never reach the detector but stay
-in ``ImageResult.tags`` (with ``boxable=False``). Detector boxes are clipped to the image here,
-in one place, whatever detector produced them. The mask head gets the whole batch with its boxes;
-images without boxes never reach its image encoder.
+in ``ImageResult.tags`` (with ``boxable=False``). Detector and segmenter boxes are clipped to the
+image here, in one place, whatever stage produced them. The mask head gets the whole batch with
+its boxes; images without boxes never reach its image encoder.
 """
 from __future__ import annotations
 
@@ -23,10 +28,10 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from .boxes import clip_detections
-from .registry import BOXABLE_FILTERS, DETECTORS, MASK_HEADS, TAGGERS
-from .stages import BoxableFilter, Detector, MaskHead, Tagger, overrides_prepare
-from .structures import Detections, ImageInfo, ImageResult, Regions, Tags, TagSource
+from .boxes import clip_detections, clip_instances
+from .registry import BOXABLE_FILTERS, DETECTORS, MASK_HEADS, SEGMENTERS, TAGGERS
+from .stages import BoxableFilter, Detector, MaskHead, Segmenter, Tagger, overrides_prepare
+from .structures import Detections, ImageInfo, ImageResult, Instances, Regions, Tags, TagSource
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -81,6 +86,12 @@ class PreparedImage:
     tagger: Any = None
     detector: Any = None
     mask_head: Any = None
+    segmenter: Any = None
+    stuff_segmenter: Any = None
+
+
+#: the model stages, in dataflow order (``boxable_filter`` is a plain rule, not a model)
+MODEL_STAGES = ("tagger", "detector", "mask_head", "segmenter", "stuff_segmenter")
 
 
 class Pipeline:
@@ -88,6 +99,8 @@ class Pipeline:
 
     Args:
         tagger / boxable_filter / detector / mask_head: stage instances or registry config dicts.
+        segmenter: boxes and masks of the boxable tags, in place of detector + mask head.
+        stuff_segmenter: masks of the tags that are not boxable (needs a tagger; with a detector, a mask head).
         vocabulary: user classes used instead of a tagger (``--vocab``); with a tagger they are
             added to its tags.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
@@ -99,6 +112,7 @@ class Pipeline:
 
     def __init__(self, *, tagger: Tagger | dict | None = None, boxable_filter: BoxableFilter | dict | None = None,
                  detector: Detector | dict | None = None, mask_head: MaskHead | dict | None = None,
+                 segmenter: Segmenter | dict | None = None, stuff_segmenter: Segmenter | dict | None = None,
                  vocabulary: Sequence[str] | str | None = None, device: str = "cpu",
                  precision: str = "fp32", clip_boxes: bool = True, prompt_builder: Any = None) -> None:
         if precision not in PRECISIONS:
@@ -109,17 +123,16 @@ class Pipeline:
         #: what each stage was built from (config dicts; ``{"type": class name}`` for a given instance): a job's
         #: fingerprint, so a resume with another pipeline is refused
         self.stage_configs = {name: _describe(cfg) for name, cfg in (
-            ("tagger", tagger), ("boxable_filter", boxable_filter), ("detector", detector), ("mask_head", mask_head))
-            if cfg is not None}
+            ("tagger", tagger), ("boxable_filter", boxable_filter), ("detector", detector), ("mask_head", mask_head),
+            ("segmenter", segmenter), ("stuff_segmenter", stuff_segmenter)) if cfg is not None}
         self.tagger: Optional[Tagger] = _build(TAGGERS, tagger)
         self.boxable_filter: Optional[BoxableFilter] = _build(BOXABLE_FILTERS, boxable_filter)
         self.detector: Optional[Detector] = _build(DETECTORS, detector)
         self.mask_head: Optional[MaskHead] = _build(MASK_HEADS, mask_head)
+        self.segmenter: Optional[Segmenter] = _build(SEGMENTERS, segmenter)
+        self.stuff_segmenter: Optional[Segmenter] = _build(SEGMENTERS, stuff_segmenter)
         self.vocabulary = parse_vocabulary(vocabulary) if vocabulary else None
-        if self.tagger is None and self.vocabulary is None and self.detector is not None:
-            raise ValueError("A detector needs tags: configure a tagger or give a vocabulary (--vocab)")
-        if self.mask_head is not None and self.detector is None:
-            raise ValueError("A mask head needs a detector to prompt it with boxes")
+        _check_stages(self)
         self.device = device
         self.precision = precision
         self.clip_boxes = bool(clip_boxes)
@@ -130,7 +143,7 @@ class Pipeline:
 
     @property
     def stages(self) -> list:
-        return [s for s in (self.tagger, self.detector, self.mask_head) if s is not None]
+        return [s for s in (getattr(self, name) for name in MODEL_STAGES) if s is not None]
 
     def required_files(self) -> list[str]:
         return [f for s in self.stages for f in s.required_files()]
@@ -193,8 +206,7 @@ class Pipeline:
     def prepare(self, image: np.ndarray) -> PreparedImage:
         """Each stage's CPU preprocessing of ``image`` (thread-safe; the job runs it in loader workers)."""
         return PreparedImage(**{name: getattr(self, name).prepare(image)
-                                for name in ("tagger", "detector", "mask_head")
-                                if overrides_prepare(getattr(self, name))})
+                                for name in MODEL_STAGES if overrides_prepare(getattr(self, name))})
 
     def is_boxable(self, tag: str) -> bool:
         if self.boxable_filter is None:
@@ -255,6 +267,25 @@ class Pipeline:
         with torch.inference_mode(), self.autocast():
             return self.mask_head.segment_batch(images, detections, **_prepared(self.mask_head, prepared, "mask_head"))
 
+    def segment_tags(self, images: Sequence[np.ndarray], tags: Sequence[Tags],
+                     prepared: Optional[Sequence[PreparedImage]] = None, *, stuff: bool = False) -> list[Instances]:
+        """The segmenter on each image's boxable tags (``stuff=True``: the stuff segmenter on the others),
+        boxes clipped to the image (``clip_boxes``)."""
+        name = "stuff_segmenter" if stuff else "segmenter"
+        stage: Optional[Segmenter] = getattr(self, name)
+        out = [Instances() for _ in images]
+        names = [[t.name for t in tg if bool(t.boxable) != stuff] for tg in tags]
+        todo = [i for i, n in enumerate(names) if n]
+        if stage is None or not todo:
+            return out
+        sub = None if prepared is None else [prepared[i] for i in todo]
+        with torch.inference_mode(), self.autocast():
+            found = stage.segment([images[i] for i in todo], [names[i] for i in todo],
+                                  **_prepared(stage, sub, name))
+        for i, inst in zip(todo, found):
+            out[i] = clip_instances(inst, *images[i].shape[:2]) if self.clip_boxes else inst
+        return out
+
     def __call__(self, images: Sequence[np.ndarray], infos: Sequence[ImageInfo],
                  prepared: Optional[Sequence[PreparedImage]] = None) -> list[ImageResult]:
         """Label a batch of RGB uint8 images (already EXIF-rotated)."""
@@ -263,10 +294,38 @@ class Pipeline:
                              + ("" if prepared is None else f" and {len(prepared)} prepared inputs"))
         self.setup()
         tags = self.image_tags(images, prepared)
-        dets = self.detect(images, tags, prepared)
-        regions = self.segment(images, dets, prepared)
+        if self.segmenter is not None:
+            found = self.segment_tags(images, tags, prepared)
+            dets, regions = [f.detections for f in found], [f.regions for f in found]
+        else:
+            dets = self.detect(images, tags, prepared)
+            regions = self.segment(images, dets, prepared)
+        if self.stuff_segmenter is not None:
+            stuff = self.segment_tags(images, tags, prepared, stuff=True)
+            both = [Instances.concatenate([Instances(d, r if r is not None else Regions()), s])
+                    for d, r, s in zip(dets, regions, stuff)]
+            dets, regions = [b.detections for b in both], [b.regions for b in both]
         return [ImageResult(image=info, tags=t, detections=d, regions=r)
                 for info, t, d, r in zip(infos, tags, dets, regions)]
+
+
+def _check_stages(pipe: Pipeline) -> None:
+    """Which stages go together (``ValueError`` naming the problem)."""
+    if pipe.segmenter is not None and (pipe.detector is not None or pipe.mask_head is not None):
+        raise ValueError("A segmenter replaces detector + mask head: configure either a segmenter or a "
+                         "detector (and mask head), not both")
+    if pipe.tagger is None and pipe.vocabulary is None and (pipe.detector is not None or pipe.segmenter is not None):
+        raise ValueError(f"A {'detector' if pipe.detector is not None else 'segmenter'} needs tags: configure a "
+                         "tagger or give a vocabulary (--vocab)")
+    if pipe.mask_head is not None and pipe.detector is None:
+        raise ValueError("A mask head needs a detector to prompt it with boxes")
+    if pipe.stuff_segmenter is not None:
+        if pipe.tagger is None:
+            raise ValueError("A stuff segmenter segments the tagger's tags that are not boxable: configure a "
+                             "tagger (a user vocabulary's tags are all boxable)")
+        if pipe.detector is not None and pipe.mask_head is None:
+            raise ValueError("A stuff segmenter adds masks, so every box needs one too: configure a mask head "
+                             "with the detector (or a segmenter)")
 
 
 def _describe(cfg: Any) -> dict:
@@ -329,13 +388,13 @@ def build_pipeline(cfg, *, vocabulary: Sequence[str] | str | None = None, device
                    precision: str | None = None, no_tagger: bool = False,
                    without: Sequence[str] = ()) -> Pipeline:
     """A :class:`Pipeline` from an mmengine ``Config`` (keys ``tagger``, ``boxable_filter``, ``detector``,
-    ``mask_head``, ``vocabulary``, ``device``, ``precision``, ``clip_boxes``).
+    ``mask_head``, ``segmenter``, ``stuff_segmenter``, ``vocabulary``, ``device``, ``precision``, ``clip_boxes``).
 
     ``without``: stages not to build at all (e.g. ``("mask_head",)`` for free-text detection).
     """
     get = cfg.get if hasattr(cfg, "get") else lambda k, d=None: getattr(cfg, k, d)
     vocab = vocabulary if vocabulary is not None else get("vocabulary", None)
-    unknown = sorted(set(without) - {"tagger", "boxable_filter", "detector", "mask_head"})
+    unknown = sorted(set(without) - {"boxable_filter", *MODEL_STAGES})
     if unknown:
         raise ValueError(f"unknown stages in without: {unknown}")
 
@@ -345,6 +404,7 @@ def build_pipeline(cfg, *, vocabulary: Sequence[str] | str | None = None, device
     pipe = Pipeline(
         tagger=None if (no_tagger or vocabulary is not None) else stage("tagger"),
         boxable_filter=stage("boxable_filter"), detector=stage("detector"), mask_head=stage("mask_head"),
+        segmenter=stage("segmenter"), stuff_segmenter=stage("stuff_segmenter"),
         prompt_builder=_to_dict(get("prompt_builder", None)),
         vocabulary=vocab, device=device or get("device", "cpu"),
         precision=precision or get("precision", "fp32"), clip_boxes=get("clip_boxes", True))

@@ -24,6 +24,8 @@ BOXABLE_FILTERS = Registry("boxable filter", scope=SCOPE, locations=["openvocab.
 DETECTORS = Registry("detector", scope=SCOPE)
 #: Image + boxes -> :class:`openvocab.structures.Regions` (e.g. TAP, SAM).
 MASK_HEADS = Registry("mask head", scope=SCOPE)
+#: Image + tag names -> boxes with masks (:class:`openvocab.structures.Instances`; e.g. SAM 3, CLIPSeg).
+SEGMENTERS = Registry("segmenter", scope=SCOPE)
 #: :class:`openvocab.structures.ImageResult` -> files (COCO, JSONL, YOLO, LabelMe, overlays).
 WRITERS = Registry("writer", scope=SCOPE, locations=["openvocab.writers"])
 #: Text encoders (CLIP text tower for tag descriptions / concept matrices).
@@ -54,6 +56,7 @@ ALL_REGISTRIES = {
     "boxable_filters": BOXABLE_FILTERS,
     "detectors": DETECTORS,
     "mask_heads": MASK_HEADS,
+    "segmenters": SEGMENTERS,
     "writers": WRITERS,
     "text_encoders": TEXT_ENCODERS,
     "description_backends": DESCRIPTION_BACKENDS,

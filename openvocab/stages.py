@@ -5,8 +5,10 @@ are cheap and do no I/O; :meth:`Stage.setup` resolves weights (download + cache,
 :mod:`openvocab.hub`) and moves the model to a device. The pipeline calls ``setup`` for every
 stage before the first image, so a missing checkpoint stops the job at once.
 
-Dataflow: tagger -> boxable filter -> detector -> mask head. A plugin stage needs only its batch
-method (``tag``, ``is_boxable``, ``detect``, ``set_image``/``predict``); :meth:`Stage.prepare`
+Dataflow: tagger -> boxable filter -> detector -> mask head, or a :class:`Segmenter` (boxes and masks
+from tag names, e.g. SAM 3) in place of detector + mask head; a second segmenter may segment the tags
+without boxes (stuff such as sky or grass, e.g. CLIPSeg). A plugin stage needs only its batch method
+(``tag``, ``is_boxable``, ``detect``, ``set_image``/``predict``, ``segment``); :meth:`Stage.prepare`
 (preprocessing in the job's loader workers) and :meth:`MaskHead.segment_batch` (batched image
 encoding) are optional speed-ups.
 """
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from .structures import Detections, Prompt, Regions, Tags
+from .structures import Detections, Instances, Prompt, Regions, Tags
 
 if TYPE_CHECKING:
     from .hub import RemoteFile
@@ -147,6 +149,21 @@ class MaskHead(Stage):
             self.set_image(image)
             out.append(self.predict(boxes=dets.boxes))
         return out
+
+
+class Segmenter(Stage):
+    """Images + tag names -> instances, each a box and a mask tied to one of those tags.
+
+    The pipeline uses one in place of detector + mask head (``segmenter``, on the boxable tags: concept
+    segmentation such as SAM 3), or beside them on the tags the boxable filter kept away from the detector
+    (``stuff_segmenter``: text-prompted masks such as CLIPSeg; each mask's box is its bounding box). Boxes are
+    xyxy in original-image pixels; the pipeline clips them like a detector's.
+    """
+
+    @abc.abstractmethod
+    def segment(self, images: Sequence[np.ndarray], tag_names: Sequence[Sequence[str]],
+                prepared: Optional[Sequence[Any]] = None) -> list[Instances]:
+        """Instances of ``tag_names[i]`` in ``images[i]``; every label is one of ``tag_names[i]`` as given."""
 
 
 @dataclass(frozen=True)

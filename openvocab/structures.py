@@ -247,6 +247,53 @@ class Regions:
 
 
 @dataclass(frozen=True)
+class Instances:
+    """Boxes with their masks, aligned 1:1: what a :class:`~openvocab.stages.Segmenter` finds for one image.
+
+    Attributes:
+        detections: boxes (xyxy original pixels), scores and tag labels.
+        regions: one mask per box (original pixels).
+    """
+
+    detections: Detections = field(default_factory=Detections)
+    regions: Regions = field(default_factory=Regions)
+
+    def __post_init__(self) -> None:
+        if len(self.regions) != len(self.detections):
+            raise ValueError(f"Instances lengths differ: detections {len(self.detections)}, "
+                             f"regions {len(self.regions)}")
+
+    def __len__(self) -> int:
+        return len(self.detections)
+
+    def select(self, index) -> "Instances":
+        """Subset by an index array (keeps the order of ``index``)."""
+        idx = np.asarray(index, dtype=np.int64).reshape(-1)
+        r = self.regions
+        return Instances(self.detections.select(idx), Regions(
+            masks=tuple(r.masks[i] for i in idx), mask_scores=r.mask_scores[idx],
+            concepts=None if r.concepts is None else tuple(r.concepts[i] for i in idx),
+            captions=None if r.captions is None else tuple(r.captions[i] for i in idx)))
+
+    @staticmethod
+    def concatenate(parts: Sequence["Instances"]) -> "Instances":
+        """One image's instances from several parts. When some parts' regions have concepts or captions (TAP)
+        and others not (a stuff segmenter's), the others get none: ``()`` and ``""``."""
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return Instances()
+        regions = [p.regions for p in parts]
+        concepts = captions = None
+        if any(r.concepts is not None for r in regions):
+            concepts = tuple(c for r in regions for c in (r.concepts or ((),) * len(r)))
+        if any(r.captions is not None for r in regions):
+            captions = tuple(c for r in regions for c in (r.captions or ("",) * len(r)))
+        return Instances(Detections.concatenate([p.detections for p in parts]), Regions(
+            masks=tuple(m for r in regions for m in r.masks),
+            mask_scores=np.concatenate([r.mask_scores for r in regions]), concepts=concepts, captions=captions))
+
+
+@dataclass(frozen=True)
 class ImageInfo:
     """Where an image came from and its displayed size (after EXIF orientation)."""
 

@@ -46,3 +46,22 @@ def bpe_files(tmp_path_factory):
     (d / "vocab.json").write_text(json.dumps(vocab))
     (d / "merges.txt").write_text("#version: 0.2\n")
     return str(d / "vocab.json"), str(d / "merges.txt")
+
+
+@pytest.fixture(scope="session")
+def hf_models(tmp_path_factory, parity_dir, bpe_files) -> dict[str, Path]:
+    """Tiny random transformers models of every HF backend (tests/hf_tiny.py), saved once per session as model
+    folders: name -> folder."""
+    import torch
+
+    import hf_tiny
+
+    root = tmp_path_factory.mktemp("hf_models")
+    vocab = torch.load(parity_dir / "grounding_dino" / "gdino_tiny_A.pt", weights_only=True)["vocab_txt"]
+    return {"grounding_dino": hf_tiny.grounding_dino(root / "gd", vocab),
+            "mm_grounding_dino": hf_tiny.grounding_dino(root / "mm", vocab, mm=True),
+            "owlv2": hf_tiny.owl(root / "owlv2", bpe_files),
+            "owlvit": hf_tiny.owl(root / "owlvit", bpe_files, v2=False),
+            "omdet": hf_tiny.omdet(root / "omdet", bpe_files),
+            **{kind: hf_tiny.sam(root / kind, kind) for kind in ("sam", "sam_hq", "sam2")},
+            "sam3": hf_tiny.sam3(root / "sam3", bpe_files), "clipseg": hf_tiny.clipseg(root / "clipseg", bpe_files)}
