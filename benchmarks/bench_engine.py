@@ -3,6 +3,7 @@
     python benchmarks/bench_engine.py --workload tiny-photos --images 24
     python benchmarks/bench_engine.py --workload detect-segment-lvis --images 3
     python benchmarks/bench_engine.py --workload default-chain --images 3
+    python benchmarks/bench_engine.py --workload detect-segment-lvis --images 3 --mask-head sam_vit_b
     python benchmarks/bench_engine.py --workload rss --counts 100,2000
     python benchmarks/bench_engine.py --workload default-chain --device cuda --precision bf16   # GPU rows
 
@@ -12,7 +13,7 @@ Workloads use the real components at official sizes with random weights (the off
 arithmetic of the released checkpoints; no download): ``detect-segment-lvis`` is Grounding DINO Swin-T +
 TAP ViT-L with a 1203-class vocabulary (the first 1203 RAM++ tags, a stand-in for LVIS's 1203 classes),
 ``default-chain`` is RAM++ Swin-L -> WordNet boxable filter -> Grounding DINO Swin-T -> TAP ViT-L, and
-``tiny-photos`` is ``tiny_random`` over the large shared photos (decode-bound). ``rss`` measures the peak
+``--mask-head sam_vit_b`` puts SAM ViT-B in place of TAP ViT-L; ``tiny-photos`` is ``tiny_random`` over the large shared photos (decode-bound). ``rss`` measures the peak
 resident memory of the streamed engine over 100 and 2000 images (one process each). Each official workload
 also reports FLOPs per image (``torch.utils.flop_counter.FlopCounterMode``) and the achieved FLOP/s.
 Results are printed as Markdown rows for ``docs/benchmarks.md`` (with the command and the machine).
@@ -56,8 +57,11 @@ def _config(workload: str, args):
     cfg = Config.fromfile(str(resolve_config(name)))
     cfg.detector.checkpoint = None
     cfg.detector.vocab = str(tmp / "vocab.txt")
-    cfg.mask_head = dict(type="TAPMaskHead", variant="vit_l", checkpoint=None, concepts=None,
-                         tokenizer=str(shared / "parity/tap/text_tokenizer.model"))
+    if args.mask_head == "sam_vit_b":
+        cfg.mask_head = dict(type="SAMMaskHead", variant="vit_b", checkpoint=None)
+    else:
+        cfg.mask_head = dict(type="TAPMaskHead", variant="vit_l", checkpoint=None, concepts=None,
+                             tokenizer=str(shared / "parity/tap/text_tokenizer.model"))
     if workload == "detect-segment-lvis":
         return cfg, tags[:1203]
     cfg.tagger = dict(type="RAMPlusTagger", variant="swin_l_384", checkpoint=None,
@@ -103,6 +107,8 @@ def _run(workload: str, mode: str, n: int, args) -> dict:
         raise RuntimeError(f"{workload}/{mode}: labeled {summary.labeled} of {n}: {summary.failed[:3]}")
     shutil.rmtree(images, ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
+    if workload in ("detect-segment-lvis", "default-chain"):
+        workload = f"{workload} ({args.mask_head})"
     return {"workload": workload, "mode": mode, "images": n, "seconds": seconds, "images_per_s": n / seconds,
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 
@@ -128,7 +134,7 @@ def _flops(workload: str, args) -> dict:
     _sync(args.device)
     seconds = time.perf_counter() - t0
     flops = counter.get_total_flops()
-    return {"workload": workload, "gflops_per_image": flops / 1e9, "seconds": seconds,
+    return {"workload": f"{workload} ({args.mask_head})", "gflops_per_image": flops / 1e9, "seconds": seconds,
             "achieved_gflops_per_s": flops / 1e9 / seconds}
 
 
@@ -144,7 +150,7 @@ def _child(args, workload: str, mode: str, n: int) -> dict:
     cmd = [sys.executable, __file__, "--child", json.dumps({"workload": workload, "mode": mode, "n": n}),
            "--device", args.device, "--precision", args.precision, "--workers", str(args.workers),
            "--batch-size", str(args.batch_size), "--ray-workers", str(args.ray_workers), "--shared", args.shared,
-           "--tag-threshold", str(args.tag_threshold)]
+           "--tag-threshold", str(args.tag_threshold), "--mask-head", args.mask_head]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"{workload}/{mode} failed:\n{res.stderr[-3000:]}")
@@ -164,6 +170,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--ray-workers", type=int, default=1)
     p.add_argument("--tag-threshold", type=float, default=0.5, help="default-chain: random-weight RAM++ threshold")
+    p.add_argument("--mask-head", default="tap_vit_l", choices=["tap_vit_l", "sam_vit_b"],
+                   help="official workloads' mask head (random weights at the official size)")
     p.add_argument("--no-flops", action="store_true")
     p.add_argument("--shared", default=str(ROOT.parent / "shared"))
     p.add_argument("--json", help="also write the rows here")

@@ -15,13 +15,13 @@ from openvocab.config import PIPELINE_CONFIGS, UserError, configs_dir, load_conf
 from openvocab.labeled import LabeledImage
 from openvocab.labeler import Labeler
 from openvocab.masks import mask_area
-from openvocab.pipeline import parse_vocabulary
+from openvocab.pipeline import MODEL_STAGES, parse_vocabulary
 from openvocab.structures import TagSource
 
 log = logging.getLogger("openvocab.demo")
 
 #: optional stages the page can switch off ("backends"), by the name shown -> pipeline stage
-OPTIONAL_STAGES = {"tagger": "tagger", "mask head": "mask_head"}
+OPTIONAL_STAGES = {"tagger": "tagger", "mask head": "mask_head", "stuff masks": "stuff_segmenter"}
 TAG_HEADERS = ["tag", "score", "source", "boxable", "Chinese name"]
 REGION_HEADERS = ["#", "label", "score", "box x1,y1,x2,y2", "mask area", "mask score", "concepts", "region caption"]
 GROUNDING_HEADERS = ["#", "phrase", "score", "box x1,y1,x2,y2", "mask area"]
@@ -55,7 +55,7 @@ def config_choices(extra: Optional[str] = None) -> list[str]:
 class ConfigInfo:
     """What the page shows about a config before running it."""
 
-    stages: tuple[str, ...]  #: pipeline stages the config has (tagger, detector, mask_head)
+    stages: tuple[str, ...]  #: model stages the config has (tagger, detector, mask_head, segmenter, stuff_segmenter)
     random_stages: tuple[str, ...]  #: stages built with random weights (``checkpoint=None``)
     box_threshold: Optional[float]  #: the detector's, when its config has one
     text_threshold: Optional[float]
@@ -73,7 +73,7 @@ class ConfigInfo:
 def config_info(name: str) -> ConfigInfo:
     cfg = load_config(name)
     vocab = cfg.get("vocabulary")
-    stages = tuple(s for s in ("tagger", "detector", "mask_head") if cfg.get(s))
+    stages = tuple(s for s in MODEL_STAGES if cfg.get(s))
     rand = tuple(s for s in stages if "checkpoint" in cfg[s] and cfg[s]["checkpoint"] is None)
     det = cfg.get("detector") or {}
     return ConfigInfo(stages=stages, random_stages=rand, box_threshold=det.get("box_threshold"),

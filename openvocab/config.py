@@ -28,7 +28,9 @@ from .errors import UserError
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_CONFIG = "full_pipeline"
 #: the pipeline configs of ``configs/`` (runnable by ``openvocab label`` and the Python API), default first
-PIPELINE_CONFIGS = ("full_pipeline", "full_pipeline_sam", "detect_segment", "tagger_only", "tiny_random")
+PIPELINE_CONFIGS = ("full_pipeline", "full_pipeline_sam", "full_pipeline_sam2", "full_pipeline_clipseg",
+                    "detect_segment", "detect_mmgdino", "detect_gdino_hf", "detect_omdet", "detect_owlv2", "tag_sam3",
+                    "tagger_only", "tiny_random")
 
 #: the config keys that are pipeline stages
 STAGE_KEYS = ("tagger", "boxable_filter", "detector", "mask_head", "segmenter", "stuff_segmenter")

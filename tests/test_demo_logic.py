@@ -21,7 +21,10 @@ def test_config_facts_and_settings():
     assert real.banner == "" and real.stages == ("detector", "mask_head") and "dog" in real.vocabulary
     assert logic.stage_choices(real) == ["mask head"]
     assert logic.Settings("tiny_random", box_threshold=0.0, text_threshold=0.3).options() == {"detector.text_threshold": 0.3}
-    assert logic.Settings("tiny_random", stages=("tagger",)).without() == ("mask_head",)
+    assert logic.Settings("tiny_random", stages=("tagger",)).without() == ("mask_head", "stuff_segmenter")
+    clipseg = logic.config_info("full_pipeline_clipseg")  # the transformers backends are offered too
+    assert logic.stage_choices(clipseg) == ["tagger", "mask head", "stuff masks"]
+    assert logic.config_info("tag_sam3").stages == ("tagger", "segmenter")
     assert "tiny_random" in logic.config_choices() and len(logic.demo_images()) == 4
 
 
