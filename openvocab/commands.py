@@ -263,12 +263,12 @@ def download(args: argparse.Namespace) -> int:
     args.device, args.precision = "cpu", None
     vocabulary = None if cfg.get("tagger") else "object"  # a detector without a tagger needs some vocabulary
     _, pipe = _pipeline(args, vocabulary=vocabulary)
-    files = pipe.remote_files()
+    files, repos = pipe.remote_files(), pipe.remote_repos()
     dest = Path(args.to) if args.to else cache_dir()
-    if not files:
+    if not files and not repos:
         print(f"{args.config} needs no downloadable file", file=sys.stderr)
         return 0
-    entries = download_files(files, dest, progress=not args.no_progress, config=args.config)
+    entries = download_files(files, dest, repos=repos, progress=not args.no_progress, config=args.config)
     size = sum(e["bytes"] for e in entries) / 1e9
     print(f"{len(entries)} files ({size:.2f} GB) in {dest} (list: {dest / MANIFEST}); offline, run with "
           f"--checkpoint-dir {dest}", file=sys.stderr)

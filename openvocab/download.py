@@ -5,7 +5,8 @@ On a connected machine::
     openvocab download --config full_pipeline --to /media/usb/checkpoints
 
 fetches each file the config's stages will resolve (:meth:`openvocab.stages.Stage.remote_files`) into the
-folder under the name :func:`openvocab.hub.resolve` looks for, checks its sha256 where one is published,
+folder under the name :func:`openvocab.hub.resolve` looks for, and each whole Hugging Face model repository
+(:meth:`openvocab.stages.Stage.remote_repos`: the ``transformers`` backends) as ``org/name``, checks its sha256 where one is published,
 and writes ``manifest.json`` (file, URLs, size, sha256, what it is) and ``SHA256SUMS`` (``sha256sum -c``).
 On the offline machine, ``--checkpoint-dir /media/usb/checkpoints`` then finds every file. A file already in
 the folder (or in a local cache) is not downloaded again. Without ``--to``, files go to openvocab's cache
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from . import __version__, hub
-from .hub import MissingFileError, RemoteFile
+from .hub import MissingFileError, RemoteFile, RemoteRepo
 from .writers.base import atomic_write_json, atomic_write_text
 
 MANIFEST = "manifest.json"
@@ -60,9 +61,70 @@ def _local_copy(spec: RemoteFile, dest: Path) -> Optional[Path]:
     return None if path.resolve() == dest.resolve() else path
 
 
-def download_files(files: Sequence[RemoteFile], dest: str | os.PathLike, *, progress: bool = True,
-                   config: str = "") -> list[dict]:
-    """Put every file of ``files`` into ``dest`` (see the module docstring); returns the manifest entries.
+def _repo_entries(spec: RemoteRepo, folder: Path, dest: Path) -> list[dict]:
+    return [{"file": p.relative_to(dest).as_posix(), "urls": [spec.url], "bytes": p.stat().st_size,
+             "sha256": hub.sha256sum(p), "sha256_published": False, "description": spec.description}
+            for p in sorted(folder.rglob("*")) if p.is_file() and ".cache" not in p.relative_to(folder).parts]
+
+
+def download_repo(spec: RemoteRepo, dest: Path, *, label: str, progress: bool) -> list[dict]:
+    """A whole model repository into ``dest/org/name`` (where ``--checkpoint-dir dest`` finds it): copied from
+    the Hugging Face cache when it is there, else downloaded (``huggingface_hub.snapshot_download``, only the
+    files :data:`openvocab.hub.REPO_PATTERNS` names). Returns its manifest entries."""
+    from huggingface_hub import snapshot_download
+
+    folder = dest / spec.repo
+    if hub.model_folder(folder):
+        how = "already there"
+    else:
+        try:  # a copy in the Hugging Face cache
+            cached = Path(snapshot_download(spec.repo, revision=spec.revision, allow_patterns=list(hub.REPO_PATTERNS),
+                                            local_files_only=True))
+        except Exception:  # noqa: BLE001 - not cached (huggingface_hub raises several types)
+            cached = None
+        if cached is not None and hub.model_folder(cached):
+            shutil.copytree(cached, folder, dirs_exist_ok=True)
+            how = f"copied from {cached}"
+        elif hub.offline():
+            raise MissingFileError(f"{label}: not on this machine and downloads are off (HF_HUB_OFFLINE): get it "
+                                   f"from {spec.url}")
+        else:
+            try:
+                snapshot_download(spec.repo, revision=spec.revision, allow_patterns=list(hub.REPO_PATTERNS),
+                                  local_dir=str(folder), tqdm_class=None if progress else _Silent)
+            except Exception as e:  # noqa: BLE001 - network, unknown repo, gated repo...
+                raise MissingFileError(f"{label}: download of {spec.url} failed ({type(e).__name__}: {e})") from None
+            how = f"downloaded from {spec.url}"
+        if not hub.model_folder(folder):
+            raise MissingFileError(f"{label}: {spec.url} holds no config.json: not a model repository")
+    if progress:
+        print(f"{label}: {how}", flush=True)
+    return _repo_entries(spec, folder, dest)
+
+
+class _Silent:
+    """A tqdm stand-in that shows nothing (``--no-progress``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def update(self, n=1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def download_files(files: Sequence[RemoteFile], dest: str | os.PathLike, *, repos: Sequence[RemoteRepo] = (),
+                   progress: bool = True, config: str = "") -> list[dict]:
+    """Put every file of ``files`` and every model repository of ``repos`` (as ``dest/org/name``) into ``dest``
+    (see the module docstring); returns the manifest entries.
 
     Raises:
         MissingFileError: a file that could not be had from any of its URLs, or whose sha256 is not the published
@@ -104,6 +166,8 @@ def download_files(files: Sequence[RemoteFile], dest: str | os.PathLike, *, prog
             print(f"{label}: {how}", flush=True)
         entries.append({"file": spec.filename, "urls": spec.urls, "bytes": target.stat().st_size, "sha256": digest,
                         "sha256_published": spec.sha256 is not None, "description": spec.description})
+    for k, spec in enumerate(repos, start=1):
+        entries += download_repo(spec, dest, label=f"[repo {k}/{len(repos)}] {spec.repo}", progress=progress)
     manifest = {"config": config, "openvocab_version": __version__,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "files": entries,
                 "use": f"openvocab ... --checkpoint-dir {dest}"}

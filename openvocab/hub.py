@@ -265,13 +265,34 @@ def copy_into_cache(path: os.PathLike | str, spec: RemoteFile) -> Path:
     return dest
 
 
+@dataclass(frozen=True)
+class RemoteRepo:
+    """A whole Hugging Face model repository a stage loads (``config.json``, weights, processor files).
+
+    Attributes:
+        repo: the hub id (``org/name``); :func:`resolve_repo` looks for it as ``DIR/org/name`` in the
+            checkpoint dirs, then in the Hugging Face cache.
+        revision: a pinned hub revision (``None``: the default branch).
+        description: what the model is, for messages.
+    """
+
+    repo: str
+    revision: Optional[str] = None
+    description: str = ""
+
+    @property
+    def url(self) -> str:
+        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+        return f"{endpoint}/{self.repo}" + (f"/tree/{self.revision}" if self.revision else "")
+
+
 #: files of a model repository that ``transformers`` reads (no TF/Flax/ONNX copies of the weights)
 REPO_PATTERNS = ("*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "pytorch_model*.bin")
 #: files of a model folder recorded for a job's fingerprint (weights and configuration)
 _REPO_RECORDED = ("*.safetensors", "*.bin", "config.json")
 
 
-def _model_folder(path: Path) -> bool:
+def model_folder(path: Path) -> bool:
     return path.is_dir() and (path / "config.json").is_file()
 
 
@@ -280,20 +301,20 @@ def resolve_repo(repo: str, *, revision: Optional[str] = None, download: bool = 
     """Local folder of a Hugging Face model repository (``config.json``, weights, processor files).
 
     ``repo`` is a hub id (``"IDEA-Research/grounding-dino-tiny"``) or a local folder. A hub id is looked for,
-    in order, in the checkpoint directories (as ``DIR/org/name``, ``DIR/org--name`` or ``DIR/name``), then in
-    the Hugging Face cache, and downloaded there when allowed (``HF_HUB_OFFLINE=1`` forbids it); if it cannot
+    in order, in the checkpoint directories and openvocab's cache (as ``DIR/org/name``, ``DIR/org--name`` or
+    ``DIR/name``), then in the Hugging Face cache, and downloaded there when allowed (``HF_HUB_OFFLINE=1`` forbids it); if it cannot
     be had, :class:`MissingFileError` names the repository and how to point at a local copy.
     """
     path = Path(repo).expanduser()
-    if _model_folder(path):
+    if model_folder(path):
         return _recorded_folder(path)
     if path.is_absolute() or repo.startswith(".") or repo.count("/") != 1:
         raise MissingFileError(f"Missing model folder '{repo}': no config.json there, and it is not a Hugging "
                                f"Face repository id (org/name).")
     org, name = repo.split("/")
-    for d in checkpoint_dirs():
+    for d in [*checkpoint_dirs(), cache_dir()]:  # the cache: where `openvocab download` puts it without --to
         for cand in (d / org / name, d / f"{org}--{name}", d / name):
-            if _model_folder(cand):
+            if model_folder(cand):
                 return _recorded_folder(cand)
     try:
         from huggingface_hub import snapshot_download
@@ -312,7 +333,7 @@ def resolve_repo(repo: str, *, revision: Optional[str] = None, download: bool = 
             f"FOLDER/{org}/{name}`) and pass --checkpoint-dir FOLDER or set {ENV_CHECKPOINT_DIR}=FOLDER "
             f"(searched: {', '.join(map(str, checkpoint_dirs())) or 'none given'}), or give the folder itself "
             f"as the model.") from None
-    if not _model_folder(folder):
+    if not model_folder(folder):
         raise MissingFileError(f"Hugging Face repository '{repo}' ({folder}) has no config.json: not a model.")
     return _recorded_folder(folder)
 

@@ -156,6 +156,14 @@ class Pipeline:
                 files.setdefault(spec.filename, spec)
         return list(files.values())
 
+    def remote_repos(self) -> list:
+        """Every Hugging Face model repository (:class:`openvocab.hub.RemoteRepo`) the stages will load, once each."""
+        repos = {}
+        for stage in self.stages:
+            for spec in stage.remote_repos():
+                repos.setdefault((spec.repo, spec.revision), spec)
+        return list(repos.values())
+
     def setup(self) -> "Pipeline":
         """Resolve every stage's weights (may download) and move to the device, before any image."""
         from .hub import MissingFileError

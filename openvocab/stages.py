@@ -23,7 +23,7 @@ import numpy as np
 from .structures import Detections, Instances, Prompt, Regions, Tags
 
 if TYPE_CHECKING:
-    from .hub import RemoteFile
+    from .hub import RemoteFile, RemoteRepo
 
 
 class Stage(abc.ABC):
@@ -39,6 +39,11 @@ class Stage(abc.ABC):
     def remote_files(self) -> list["RemoteFile"]:
         """The downloadable files (:class:`openvocab.hub.RemoteFile`) that :meth:`setup` will resolve, for
         ``openvocab download`` and the missing-file message; local paths given by the user are not listed."""
+        return []
+
+    def remote_repos(self) -> list["RemoteRepo"]:
+        """Whole Hugging Face model repositories (:class:`openvocab.hub.RemoteRepo`) that :meth:`setup` will
+        resolve (e.g. a ``transformers`` model), for ``openvocab download``; local folders are not listed."""
         return []
 
     def prepare(self, image: np.ndarray) -> Any:

@@ -113,3 +113,56 @@ def test_offline_error_names_a_url_for_every_file_of_the_default_pipeline(env, m
     # and download says what it cannot get, offline
     assert main(["download", "--to", str(tmp_path / "carry"), "--no-progress"]) == 2
     assert "ram_plus_swin_large_14m.pth" in capsys.readouterr().err
+
+
+def test_download_carries_whole_model_repositories(env, hf_models, monkeypatch, capsys):
+    """A transformers backend (OWLv2) needs a whole hub repository: download puts it in DEST/org/name (the
+    hub itself is out of reach here: ``snapshot_download`` hands out a tiny model folder as the 'hub'),
+    lists its files in the manifest, and the offline run finds it with --checkpoint-dir."""
+    import shutil
+
+    import huggingface_hub
+
+    tmp_path, _, img, _ = env
+    calls = []
+
+    def hub_snapshot(repo, *, revision=None, allow_patterns=None, local_files_only=False, local_dir=None, **kw):
+        calls.append((repo, local_files_only, local_dir))
+        if local_files_only:  # nothing in this test's (empty) Hugging Face cache
+            raise huggingface_hub.errors.LocalEntryNotFoundError("not cached")
+        shutil.copytree(hf_models["owlv2"], local_dir, dirs_exist_ok=True)
+        return local_dir
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", hub_snapshot)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    dest = tmp_path / "carry"
+    assert main(["download", "--config", "detect_owlv2", "--to", str(dest), "--no-progress"]) == 0
+    folder = dest / "google" / "owlv2-base-patch16-ensemble"
+    assert [c[0] for c in calls] == ["google/owlv2-base-patch16-ensemble"] * 2 and calls[1][2] == str(folder)
+    manifest = json.loads((dest / "manifest.json").read_text())
+    listed = {e["file"] for e in manifest["files"]}
+    on_disk = {p.relative_to(dest).as_posix() for p in folder.rglob("*") if p.is_file()}
+    assert listed == on_disk and "google/owlv2-base-patch16-ensemble/config.json" in listed
+    sums = (dest / "SHA256SUMS").read_text().splitlines()
+    assert len(sums) == len(listed) and all(
+        hashlib.sha256((dest / line.split("  ", 1)[1]).read_bytes()).hexdigest() == line.split("  ", 1)[0]
+        for line in sums)
+    assert all(e["urls"][0].endswith("/google/owlv2-base-patch16-ensemble") for e in manifest["files"])
+
+    # offline: without the folder the job names the repository; with --checkpoint-dir it labels
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    small = tmp_path / "small"
+    small.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(small / "s.png")
+    capsys.readouterr()
+    assert main(["label", str(small), "--config", "detect_owlv2", "--vocab", "cat, dog", "--out",
+                 str(tmp_path / "o1"), "--no-progress"]) == 2
+    assert "google/owlv2-base-patch16-ensemble" in capsys.readouterr().err
+    assert main(["label", str(small), "--config", "detect_owlv2", "--vocab", "cat, dog", "--out",
+                 str(tmp_path / "o2"), "--no-progress", "--checkpoint-dir", str(dest)]) == 0
+    assert json.loads((tmp_path / "o2" / "coco.json").read_text())["images"][0]["file_name"] == "s.png"
+    # a second download finds everything in place (no hub call at all)
+    calls.clear()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    assert main(["download", "--config", "detect_owlv2", "--to", str(dest), "--no-progress"]) == 0
+    assert calls == []

@@ -19,7 +19,9 @@ from openvocab.registry import SEGMENTERS
 from openvocab.stages import Segmenter
 from openvocab.structures import Detections, Instances, Regions
 
-from .loading import check_dtype, check_model, check_positive, check_template, check_unit, image_size, load
+from openvocab.hub import RemoteRepo
+
+from .loading import check_dtype, check_model, check_positive, check_template, check_unit, hub_repos, image_size, load
 
 MODEL_TYPES = {"clipseg": "CLIPSeg"}
 
@@ -60,6 +62,9 @@ class CLIPSegSegmenter(Segmenter):
 
     def required_files(self) -> list[str]:
         return [f"{self.model} (transformers CLIPSeg)"]
+
+    def remote_repos(self) -> list[RemoteRepo]:
+        return hub_repos(self.model, self.revision, "transformers CLIPSeg")
 
     def setup(self, device: str = "cpu") -> None:
         if self.net is not None and self.device == device:

@@ -26,8 +26,10 @@ from openvocab.registry import DETECTORS
 from openvocab.stages import Detector
 from openvocab.structures import Detections
 
+from openvocab.hub import RemoteRepo
+
 from .loading import (Loaded, check_backend, check_dtype, check_model, check_positive, check_template, check_unit,
-                      image_size, load)
+                      hub_repos, image_size, load)
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,9 @@ class HFDetector(Detector):
 
     def required_files(self) -> list[str]:
         return [f"{self.model} (transformers detector)"]
+
+    def remote_repos(self) -> list[RemoteRepo]:
+        return hub_repos(self.model, self.revision, "transformers detector")
 
     def setup(self, device: str = "cpu") -> None:
         if self.family is not None and self.device == device:

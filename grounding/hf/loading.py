@@ -15,6 +15,8 @@ from typing import Any, Iterator, Optional
 
 import torch
 
+from openvocab.hub import RemoteRepo
+
 #: ``dtype`` option -> torch dtype the weights are loaded in
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -55,6 +57,13 @@ def check_backend(backend: Optional[str]) -> Optional[str]:
     if backend not in (None, "pil", "torchvision"):
         raise ValueError(f"processor_backend must be None, 'pil' or 'torchvision' (got {backend!r})")
     return backend
+
+
+def hub_repos(model: str, revision: Optional[str], description: str) -> list[RemoteRepo]:
+    """``[RemoteRepo]`` of a model named by hub id, ``[]`` for a local folder (``Stage.remote_repos``)."""
+    if Path(model).expanduser().is_dir() or model.count("/") != 1 or model.startswith((".", "/", "~")):
+        return []
+    return [RemoteRepo(repo=model, revision=revision, description=description)]
 
 
 @contextlib.contextmanager

@@ -20,7 +20,9 @@ from openvocab.stages import check_prompts
 from openvocab.structures import Regions
 
 from ..predictor_head import PredictorMaskHead
-from .loading import Loaded, check_dtype, check_model, check_positive, image_size, load
+from openvocab.hub import RemoteRepo
+
+from .loading import Loaded, check_dtype, check_model, check_positive, hub_repos, image_size, load
 
 #: supported ``model_type`` -> name
 MODEL_TYPES = {"sam": "SAM", "sam_hq": "SAM-HQ", "sam2": "SAM 2"}
@@ -160,6 +162,9 @@ class HFSamMaskHead(PredictorMaskHead):
 
     def required_files(self) -> list[str]:
         return [f"{self.model} (transformers SAM)"]
+
+    def remote_repos(self) -> list[RemoteRepo]:
+        return hub_repos(self.model, self.revision, "transformers SAM")
 
     def setup(self, device: str = "cpu") -> None:
         if self.predictor is not None and self.device == device:

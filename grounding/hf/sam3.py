@@ -20,7 +20,9 @@ from openvocab.registry import SEGMENTERS
 from openvocab.stages import Segmenter
 from openvocab.structures import Detections, Instances, Regions
 
-from .loading import check_dtype, check_model, check_positive, check_template, check_unit, image_size, load
+from openvocab.hub import RemoteRepo
+
+from .loading import check_dtype, check_model, check_positive, check_template, check_unit, hub_repos, image_size, load
 
 MODEL_TYPES = {"sam3": "SAM 3"}
 
@@ -69,6 +71,9 @@ class Sam3Segmenter(Segmenter):
 
     def required_files(self) -> list[str]:
         return [f"{self.model} (transformers SAM 3)"]
+
+    def remote_repos(self) -> list[RemoteRepo]:
+        return hub_repos(self.model, self.revision, "transformers SAM 3")
 
     def setup(self, device: str = "cpu") -> None:
         if self.net is not None and self.device == device:
