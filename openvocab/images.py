@@ -112,14 +112,18 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
     return np.asarray(im)
 
 
-def pil_to_rgb(im: Image.Image) -> np.ndarray:
+def pil_to_rgb(im: Image.Image, *, in_place: bool = False) -> np.ndarray:
     """A loaded Pillow image as displayed: EXIF orientation applied (broken EXIF: the stored orientation), then
-    ``uint8 [H, W, 3]`` RGB by the rules of the module docstring."""
+    ``uint8 [H, W, 3]`` RGB by the rules of the module docstring. ``in_place``: turn ``im`` itself (no copy of
+    the pixels when there is nothing to turn, as for most photos); else ``im`` is left as it is."""
     try:
-        shown = ImageOps.exif_transpose(im)
+        if in_place:
+            ImageOps.exif_transpose(im, in_place=True)
+        else:
+            im = ImageOps.exif_transpose(im)
     except Exception:  # noqa: BLE001 - broken EXIF: keep the stored orientation
-        shown = im
-    return np.ascontiguousarray(_to_rgb(shown))
+        pass
+    return np.ascontiguousarray(_to_rgb(im))
 
 
 def _open_checked(path: str, max_pixels: int) -> Image.Image:
@@ -188,7 +192,7 @@ def load_image(path: str, *, max_pixels: Optional[int] = None) -> tuple[np.ndarr
         with im:
             fmt = im.format or "image"
             im.load()  # raises on truncated / corrupt data (LOAD_TRUNCATED_IMAGES is off)
-            rgb = pil_to_rgb(im)
+            rgb = pil_to_rgb(im, in_place=True)
     except MemoryError:
         raise ImageLoadError(path, "out of memory while decoding the image") from None
     except Exception as e:  # noqa: BLE001

@@ -11,7 +11,8 @@ def encode_mask(mask: np.ndarray) -> dict:
     """``bool/uint8 [H, W]`` -> COCO RLE ``{"size": [H, W], "counts": str}`` (JSON-safe)."""
     if mask.ndim != 2:
         raise ValueError(f"encode_mask expects a 2-D mask, got shape {mask.shape}")
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    raw = mask.view(np.uint8) if mask.dtype == np.bool_ else mask.astype(np.uint8)  # bool is a byte: no copy
+    rle = mask_utils.encode(np.asfortranarray(raw))
     return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
