@@ -1,6 +1,7 @@
 """TapPredictor: ``set_image`` once, then boxes / points in batches (SAM predictor style)."""
 from __future__ import annotations
 
+import concurrent.futures
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
@@ -173,9 +174,11 @@ class TapPredictor:
         _, out = model.decode(self._emb, coords, labels)
         idx = select_mask_index(out.iou_pred, labels.to(out.iou_pred.device), self.multimask)
         rows = torch.arange(len(idx), device=idx.device)
-        masks = postprocess_masks(out.mask_pred[rows, idx], self._info) > 0
+        # the masks' upsampling to the original size runs beside the concepts and the caption decoder (on the
+        # CPU the two are the largest costs after the encoder; the same operations, so the same numbers)
+        masks = _MASK_THREAD.submit(_full_size_masks, out.mask_pred[rows, idx], self._info)
         sem = out.sem_embeds[rows, idx]
-        pred = TapPrediction(masks=masks.cpu().numpy(), mask_index=idx.cpu().numpy(),
+        pred = TapPrediction(masks=np.zeros(0, bool), mask_index=idx.cpu().numpy(),
                              scores=out.iou_pred[rows, idx].cpu().numpy(),
                              iou_pred=out.iou_pred.cpu().numpy(), sem_embeds=sem.float().cpu().numpy())
         if self.concepts is not None:
@@ -189,7 +192,17 @@ class TapPredictor:
                                   eos_id=tok.eos_id, pad_id=tok.pad_id, max_gen_len=max_gen)
             pred.caption_tokens = gen.tokens
             pred.captions = tok.detokenize(gen.tokens)
+        pred.masks = masks.result()
         return pred
+
+
+#: one thread that turns mask logits into full-size boolean masks while the predictor goes on
+_MASK_THREAD = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tap-masks")
+
+
+@torch.inference_mode()
+def _full_size_masks(logits: torch.Tensor, info: ResizeInfo) -> np.ndarray:
+    return (postprocess_masks(logits, info) > 0).cpu().numpy()
 
 
 def _concat(chunks: list[TapPrediction], n: int, size: tuple[int, int]) -> TapPrediction:
