@@ -162,7 +162,8 @@ def to_regions(pred: TapPrediction) -> Regions:
     if pred.concept_names is not None:
         concepts = tuple(tuple(Concept(name=n, score=float(s)) for n, s in zip(names, scores))
                          for names, scores in zip(pred.concept_names, pred.concept_scores))
-    return Regions(masks=tuple(encode_mask(m) for m in pred.masks),
+    masks = pred.rles if pred.rles is not None else [encode_mask(m) for m in pred.masks]
+    return Regions(masks=tuple(masks),
                    mask_scores=np.asarray(pred.scores, dtype=np.float32),
                    concepts=concepts,
                    captions=None if pred.captions is None else tuple(pred.captions))

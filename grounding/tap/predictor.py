@@ -8,6 +8,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
+from openvocab.masks import encode_mask
 from openvocab.stages import check_prompts
 
 from .concepts import ConceptMatrix
@@ -47,6 +48,7 @@ class TapPrediction:
             (``None`` without a concept matrix); ``concept_names`` the matching names.
         captions: ``N`` strings (``None`` if captioning is off).
         caption_tokens: ``int64 [N, T]`` raw token rows (BOS first), or ``None``.
+        rles: the ``N`` masks as COCO RLE (made beside the decoder; ``None``: not made).
     """
 
     masks: np.ndarray
@@ -59,6 +61,7 @@ class TapPrediction:
     concept_names: Optional[list[list[str]]] = None
     captions: Optional[list[str]] = None
     caption_tokens: Optional[np.ndarray] = None
+    rles: Optional[list[dict]] = None
 
 
 def select_mask_index(iou_pred: torch.Tensor, labels: torch.Tensor,
@@ -192,7 +195,7 @@ class TapPredictor:
                                   eos_id=tok.eos_id, pad_id=tok.pad_id, max_gen_len=max_gen)
             pred.caption_tokens = gen.tokens
             pred.captions = tok.detokenize(gen.tokens)
-        pred.masks = masks.result()
+        pred.masks, pred.rles = masks.result()
         return pred
 
 
@@ -201,8 +204,9 @@ _MASK_THREAD = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_
 
 
 @torch.inference_mode()
-def _full_size_masks(logits: torch.Tensor, info: ResizeInfo) -> np.ndarray:
-    return (postprocess_masks(logits, info) > 0).cpu().numpy()
+def _full_size_masks(logits: torch.Tensor, info: ResizeInfo) -> tuple[np.ndarray, list[dict]]:
+    masks = (postprocess_masks(logits, info) > 0).cpu().numpy()
+    return masks, [encode_mask(m) for m in masks]
 
 
 def _concat(chunks: list[TapPrediction], n: int, size: tuple[int, int]) -> TapPrediction:
@@ -229,4 +233,4 @@ def _concat(chunks: list[TapPrediction], n: int, size: tuple[int, int]) -> TapPr
                          iou_pred=cat("iou_pred"), sem_embeds=cat("sem_embeds"),
                          concept_index=cat("concept_index"), concept_scores=cat("concept_scores"),
                          concept_names=join("concept_names"), captions=join("captions"),
-                         caption_tokens=tokens)
+                         caption_tokens=tokens, rles=join("rles"))
