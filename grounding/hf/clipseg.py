@@ -19,15 +19,14 @@ from openvocab.registry import SEGMENTERS
 from openvocab.stages import Segmenter
 from openvocab.structures import Detections, Instances, Regions
 
-from openvocab.hub import RemoteRepo
-
-from .loading import check_dtype, check_model, check_positive, check_template, check_unit, hub_repos, image_size, load
+from .loading import (HubModel, check_dtype, check_model, check_positive, check_template, check_unit, image_size,
+                      load)
 
 MODEL_TYPES = {"clipseg": "CLIPSeg"}
 
 
 @SEGMENTERS.register_module()
-class CLIPSegSegmenter(Segmenter):
+class CLIPSegSegmenter(HubModel, Segmenter):
     """CLIPSeg (``CLIPSegForImageSegmentation``) masks of tags.
 
     Args:
@@ -41,6 +40,8 @@ class CLIPSegSegmenter(Segmenter):
         text_batch_size: prompts run together (the image is repeated for each, as CLIPSeg takes it).
         dtype: the weights' dtype.
     """
+
+    what = "transformers CLIPSeg"
 
     def __init__(self, *, model: str = "CIDAS/clipseg-rd64-refined", revision: Optional[str] = None,
                  threshold: float = 0.5, min_area: float = 0.001, tags: Optional[Sequence[str]] = None,
@@ -60,11 +61,6 @@ class CLIPSegSegmenter(Segmenter):
         self.net = self.processor = None
         self.device: Optional[str] = None
 
-    def required_files(self) -> list[str]:
-        return [f"{self.model} (transformers CLIPSeg)"]
-
-    def remote_repos(self) -> list[RemoteRepo]:
-        return hub_repos(self.model, self.revision, "transformers CLIPSeg")
 
     def setup(self, device: str = "cpu") -> None:
         if self.net is not None and self.device == device:

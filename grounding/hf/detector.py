@@ -26,10 +26,8 @@ from openvocab.registry import DETECTORS
 from openvocab.stages import Detector
 from openvocab.structures import Detections
 
-from openvocab.hub import RemoteRepo
-
-from .loading import (Loaded, check_backend, check_dtype, check_model, check_positive, check_template, check_unit,
-                      hub_repos, image_size, load)
+from .loading import (HubModel, Loaded, check_backend, check_dtype, check_model, check_positive, check_template,
+                      check_unit, image_size, load)
 
 
 @dataclass(frozen=True)
@@ -94,7 +92,7 @@ MODEL_TYPES = {"grounding-dino": "Grounding DINO", "mm-grounding-dino": "MM-Grou
 
 
 @DETECTORS.register_module()
-class HFDetector(Detector):
+class HFDetector(HubModel, Detector):
     """A ``transformers`` zero-shot detector (family by the checkpoint's model type; see the module docstring).
 
     Args:
@@ -120,6 +118,8 @@ class HFDetector(Detector):
     Boxes are in original-image pixels and not clipped (the pipeline clips every detector's boxes).
     """
 
+    what = "transformers detector"
+
     def __init__(self, *, model: str, revision: Optional[str] = None, box_threshold: float = 0.3,
                  text_threshold: float = 0.25, nms_iou: Optional[float] = 0.5,
                  agnostic_nms_iou: Optional[float] = None, max_detections: int = 100, text_template: str = "{}",
@@ -142,11 +142,6 @@ class HFDetector(Detector):
         self.family: Optional[DetectorFamily] = None
         self.device: Optional[str] = None
 
-    def required_files(self) -> list[str]:
-        return [f"{self.model} (transformers detector)"]
-
-    def remote_repos(self) -> list[RemoteRepo]:
-        return hub_repos(self.model, self.revision, "transformers detector")
 
     def setup(self, device: str = "cpu") -> None:
         if self.family is not None and self.device == device:

@@ -59,11 +59,23 @@ def check_backend(backend: Optional[str]) -> Optional[str]:
     return backend
 
 
-def hub_repos(model: str, revision: Optional[str], description: str) -> list[RemoteRepo]:
-    """``[RemoteRepo]`` of a model named by hub id, ``[]`` for a local folder (``Stage.remote_repos``)."""
-    if Path(model).expanduser().is_dir() or model.count("/") != 1 or model.startswith((".", "/", "~")):
-        return []
-    return [RemoteRepo(repo=model, revision=revision, description=description)]
+class HubModel:
+    """What the HF stages share about their model: ``self.model`` (a hub id or a folder), ``self.revision``;
+    :attr:`what` names it in messages."""
+
+    model: str
+    revision: Optional[str] = None
+    what: str = "transformers model"
+
+    def required_files(self) -> list[str]:
+        return [f"{self.model} ({self.what})"]
+
+    def remote_repos(self) -> list[RemoteRepo]:
+        """``[RemoteRepo]`` of a model named by hub id, ``[]`` for a local folder (``Stage.remote_repos``)."""
+        m = self.model
+        if Path(m).expanduser().is_dir() or m.count("/") != 1 or m.startswith((".", "/", "~")):
+            return []
+        return [RemoteRepo(repo=m, revision=self.revision, description=self.what)]
 
 
 @contextlib.contextmanager

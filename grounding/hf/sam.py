@@ -20,9 +20,7 @@ from openvocab.stages import check_prompts
 from openvocab.structures import Regions
 
 from ..predictor_head import PredictorMaskHead
-from openvocab.hub import RemoteRepo
-
-from .loading import Loaded, check_dtype, check_model, check_positive, hub_repos, image_size, load
+from .loading import HubModel, Loaded, check_dtype, check_model, check_positive, image_size, load
 
 #: supported ``model_type`` -> name
 MODEL_TYPES = {"sam": "SAM", "sam_hq": "SAM-HQ", "sam2": "SAM 2"}
@@ -127,7 +125,7 @@ class HFSamPredictor:
 
 
 @MASK_HEADS.register_module()
-class HFSamMaskHead(PredictorMaskHead):
+class HFSamMaskHead(HubModel, PredictorMaskHead):
     """A ``transformers`` Segment Anything model (SAM, SAM-HQ or SAM 2, by the checkpoint's model type).
 
     Args:
@@ -141,6 +139,8 @@ class HFSamMaskHead(PredictorMaskHead):
         image_batch_size: images encoded together in a job.
         dtype: the weights' dtype (``"float32"``, ``"bfloat16"``, ``"float16"``).
     """
+
+    what = "transformers SAM"
 
     def __init__(self, *, model: str, revision: Optional[str] = None, multimask: Union[str, int] = "auto",
                  mask_threshold: float = 0.0, prompt_batch_size: int = 16, image_batch_size: int = 1,
@@ -160,11 +160,6 @@ class HFSamMaskHead(PredictorMaskHead):
         self.predictor: Optional[HFSamPredictor] = None
         self.device: Optional[str] = None
 
-    def required_files(self) -> list[str]:
-        return [f"{self.model} (transformers SAM)"]
-
-    def remote_repos(self) -> list[RemoteRepo]:
-        return hub_repos(self.model, self.revision, "transformers SAM")
 
     def setup(self, device: str = "cpu") -> None:
         if self.predictor is not None and self.device == device:

@@ -20,15 +20,14 @@ from openvocab.registry import SEGMENTERS
 from openvocab.stages import Segmenter
 from openvocab.structures import Detections, Instances, Regions
 
-from openvocab.hub import RemoteRepo
-
-from .loading import check_dtype, check_model, check_positive, check_template, check_unit, hub_repos, image_size, load
+from .loading import (HubModel, check_dtype, check_model, check_positive, check_template, check_unit, image_size,
+                      load)
 
 MODEL_TYPES = {"sam3": "SAM 3"}
 
 
 @SEGMENTERS.register_module()
-class Sam3Segmenter(Segmenter):
+class Sam3Segmenter(HubModel, Segmenter):
     """SAM 3 (``Sam3Model`` + ``Sam3Processor``) in place of detector + mask head.
 
     Args:
@@ -44,6 +43,8 @@ class Sam3Segmenter(Segmenter):
         image_batch_size: images encoded together.
         dtype: the weights' dtype.
     """
+
+    what = "transformers SAM 3"
 
     def __init__(self, *, model: str = "facebook/sam3", revision: Optional[str] = None, threshold: float = 0.5,
                  mask_threshold: float = 0.5, nms_iou: Optional[float] = None,
@@ -69,11 +70,6 @@ class Sam3Segmenter(Segmenter):
         self._texts: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self.encoded_images = 0  #: images the vision encoder ran on (counted, for tests)
 
-    def required_files(self) -> list[str]:
-        return [f"{self.model} (transformers SAM 3)"]
-
-    def remote_repos(self) -> list[RemoteRepo]:
-        return hub_repos(self.model, self.revision, "transformers SAM 3")
 
     def setup(self, device: str = "cpu") -> None:
         if self.net is not None and self.device == device:
