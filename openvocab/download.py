@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 import time
+from functools import partial
 import urllib.request
 from pathlib import Path
 from typing import Optional, Sequence
@@ -72,6 +73,7 @@ def download_repo(spec: RemoteRepo, dest: Path, *, label: str, progress: bool) -
     the Hugging Face cache when it is there, else downloaded (``huggingface_hub.snapshot_download``, only the
     files :data:`openvocab.hub.REPO_PATTERNS` names). Returns its manifest entries."""
     from huggingface_hub import snapshot_download
+    from tqdm.auto import tqdm
 
     folder = dest / spec.repo
     if hub.model_folder(folder):
@@ -91,7 +93,7 @@ def download_repo(spec: RemoteRepo, dest: Path, *, label: str, progress: bool) -
         else:
             try:
                 snapshot_download(spec.repo, revision=spec.revision, allow_patterns=list(hub.REPO_PATTERNS),
-                                  local_dir=str(folder), tqdm_class=None if progress else _Silent)
+                                  local_dir=str(folder), tqdm_class=tqdm if progress else partial(tqdm, disable=True))
             except Exception as e:  # noqa: BLE001 - network, unknown repo, gated repo...
                 raise MissingFileError(f"{label}: download of {spec.url} failed ({type(e).__name__}: {e})") from None
             how = f"downloaded from {spec.url}"
@@ -100,25 +102,6 @@ def download_repo(spec: RemoteRepo, dest: Path, *, label: str, progress: bool) -
     if progress:
         print(f"{label}: {how}", flush=True)
     return _repo_entries(spec, folder, dest)
-
-
-class _Silent:
-    """A tqdm stand-in that shows nothing (``--no-progress``)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        pass
-
-    def update(self, n=1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        pass
 
 
 def download_files(files: Sequence[RemoteFile], dest: str | os.PathLike, *, repos: Sequence[RemoteRepo] = (),
