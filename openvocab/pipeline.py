@@ -28,6 +28,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
+from .batch import LocatedBatch, PreparedImage
 from .boxes import clip_detections, clip_instances
 from .registry import BOXABLE_FILTERS, DETECTORS, MASK_HEADS, SEGMENTERS, TAGGERS
 from .stages import BoxableFilter, Detector, MaskHead, Segmenter, Tagger, overrides_prepare
@@ -76,18 +77,6 @@ def parse_vocabulary(text: str | Sequence[str]) -> list[str]:
     if not out:
         raise ValueError(f"Empty vocabulary: {text!r}")
     return out
-
-
-@dataclass(frozen=True)
-class PreparedImage:
-    """What the job's loader workers computed for one image: each stage's :meth:`~openvocab.stages.Stage.prepare`
-    output (``None`` for a stage that preprocesses itself or is absent)."""
-
-    tagger: Any = None
-    detector: Any = None
-    mask_head: Any = None
-    segmenter: Any = None
-    stuff_segmenter: Any = None
 
 
 #: the model stages, in dataflow order (``boxable_filter`` is a plain rule, not a model)
@@ -294,27 +283,49 @@ class Pipeline:
             out[i] = clip_instances(inst, *images[i].shape[:2]) if self.clip_boxes else inst
         return out
 
-    def __call__(self, images: Sequence[np.ndarray], infos: Sequence[ImageInfo],
-                 prepared: Optional[Sequence[PreparedImage]] = None) -> list[ImageResult]:
-        """Label a batch of RGB uint8 images (already EXIF-rotated)."""
+    @property
+    def has_mask_stage(self) -> bool:
+        """Whether :meth:`finish` runs a model (a mask head or a stuff segmenter)."""
+        return self.mask_head is not None or self.stuff_segmenter is not None
+
+    def locate(self, images: Sequence[np.ndarray], infos: Sequence[ImageInfo],
+               prepared: Optional[Sequence[PreparedImage]] = None) -> LocatedBatch:
+        """The first half of :meth:`__call__`: tags, then boxes (detector) or boxes and masks (segmenter).
+
+        The job engine runs :meth:`finish` on one batch while this runs on the next.
+        """
         if len(images) != len(infos) or (prepared is not None and len(prepared) != len(images)):
             raise ValueError(f"{len(images)} images but {len(infos)} infos"
                              + ("" if prepared is None else f" and {len(prepared)} prepared inputs"))
         self.setup()
         tags = self.image_tags(images, prepared)
+        regions = None
         if self.segmenter is not None:
             found = self.segment_tags(images, tags, prepared)
             dets, regions = [f.detections for f in found], [f.regions for f in found]
         else:
             dets = self.detect(images, tags, prepared)
+        return LocatedBatch(images=list(images), infos=list(infos),
+                            prepared=None if prepared is None else list(prepared), tags=tags, detections=dets,
+                            regions=regions)
+
+    def finish(self, located: LocatedBatch) -> list[ImageResult]:
+        """The second half of :meth:`__call__`: the mask head on the located boxes, then the stuff segmenter."""
+        images, prepared, dets, regions = located.images, located.prepared, located.detections, located.regions
+        if regions is None:
             regions = self.segment(images, dets, prepared)
         if self.stuff_segmenter is not None:
-            stuff = self.segment_tags(images, tags, prepared, stuff=True)
+            stuff = self.segment_tags(images, located.tags, prepared, stuff=True)
             both = [Instances.concatenate([Instances(d, r if r is not None else Regions()), s])
                     for d, r, s in zip(dets, regions, stuff)]
             dets, regions = [b.detections for b in both], [b.regions for b in both]
         return [ImageResult(image=info, tags=t, detections=d, regions=r)
-                for info, t, d, r in zip(infos, tags, dets, regions)]
+                for info, t, d, r in zip(located.infos, located.tags, dets, regions)]
+
+    def __call__(self, images: Sequence[np.ndarray], infos: Sequence[ImageInfo],
+                 prepared: Optional[Sequence[PreparedImage]] = None) -> list[ImageResult]:
+        """Label a batch of RGB uint8 images (already EXIF-rotated)."""
+        return self.finish(self.locate(images, infos, prepared))
 
 
 def _check_stages(pipe: Pipeline) -> None:

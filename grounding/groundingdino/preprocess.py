@@ -36,7 +36,8 @@ def resize_image(image: Image.Image | np.ndarray, size: int = INPUT_SHORT,
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError("expected an HxWx3 uint8 RGB array")
-        image = Image.fromarray(image)
+        oh, ow = resized_hw(image.shape[0], image.shape[1], size, max_size)
+        return Image.fromarray(image if (oh, ow) == image.shape[:2] else resize_bilinear(image, oh, ow))
     if not isinstance(image, Image.Image):
         raise ValueError(f"expected a PIL image or uint8 array, got {type(image).__name__}")
     image = image.convert("RGB")

@@ -8,6 +8,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
+from openvocab.images import resize_bilinear
 from openvocab.masks import encode_mask
 from openvocab.stages import check_prompts
 
@@ -115,9 +116,12 @@ class TapPredictor:
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"image must be uint8 [H, W, 3], got {image.dtype} {image.shape}")
-        bgr_img = np.ascontiguousarray(image if bgr else image[..., ::-1])
         info = compute_resize(image.shape[0], image.shape[1], self.model.image_size)
-        return TapInput(canvas=resize_and_pad(bgr_img, info, self.model.pixel_mean_value), info=info)
+        # resizing works on each channel alone, so reversing the channels after it gives the same pixels
+        # as before it, at a fraction of the memory traffic
+        small = resize_bilinear(image, *info.input_size)
+        return TapInput(canvas=resize_and_pad(small if bgr else small[..., ::-1], info, self.model.pixel_mean_value),
+                        info=info)
 
     @torch.inference_mode()
     def encode(self, inputs: Sequence[TapInput]) -> list[TapEmbedding]:
