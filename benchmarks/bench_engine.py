@@ -8,7 +8,7 @@
     python benchmarks/bench_engine.py --workload default-chain --device cuda --precision bf16   # GPU rows
 
 Modes: ``sequential`` (``--workers 0``: read, run, write, then the next image), ``streamed`` (loader threads,
-batched models, writer thread: the default engine) and ``ray`` (``--engine ray`` on a local Ray instance).
+the pipeline's steps each on its own thread, writer thread: the default engine) and ``ray`` (``--engine ray`` on a local Ray instance).
 Workloads use the real components at official sizes with random weights (the official shapes, so the
 arithmetic of the released checkpoints; no download): ``detect-segment-lvis`` is Grounding DINO Swin-T +
 TAP ViT-L with a 1203-class vocabulary (the first 1203 RAM++ tags, a stand-in for LVIS's 1203 classes),

@@ -22,30 +22,34 @@ class PreparedImage:
     stuff_segmenter: Any = None
 
 
-@dataclass
-class LocatedBatch:
-    """A batch between :meth:`Pipeline.locate` and :meth:`Pipeline.finish`, lists aligned per image.
+@dataclass(frozen=True)
+class BatchState:
+    """A batch on its way through the pipeline's steps (:attr:`openvocab.pipeline.Pipeline.STEPS`), lists aligned
+    per image. Each step returns a new state with its fields filled in.
 
     Attributes:
-        images / infos / prepared: the batch as given to ``locate``.
-        tags: each image's tags (boxable marked).
-        detections: boxes (xyxy, original pixels, clipped) of the detector or segmenter.
-        regions: the segmenter's masks per image; ``None`` when the mask head makes them in ``finish``.
+        images / infos / prepared: the batch as given to :meth:`~openvocab.pipeline.Pipeline.start`.
+        tags: each image's tags, boxable marked (set by ``tag``).
+        detections: boxes (xyxy, original pixels, clipped) of the detector or segmenter (set by ``locate``).
+        regions: the segmenter's masks per image (set by ``locate``); ``None`` when the mask head makes them
+            in ``finish``.
     """
 
     images: list[np.ndarray]
     infos: list[ImageInfo]
-    prepared: Optional[list[PreparedImage]]
-    tags: list[Tags]
-    detections: list[Detections]
+    prepared: Optional[list[PreparedImage]] = None
+    tags: Optional[list[Tags]] = None
+    detections: Optional[list[Detections]] = None
     regions: Optional[list[Optional[Regions]]] = None
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def split(self) -> list["LocatedBatch"]:
-        """One batch per image (to retry a batch the mask stage failed on image by image)."""
-        return [LocatedBatch(images=[self.images[i]], infos=[self.infos[i]],
-                             prepared=None if self.prepared is None else [self.prepared[i]], tags=[self.tags[i]],
-                             detections=[self.detections[i]],
-                             regions=None if self.regions is None else [self.regions[i]]) for i in range(len(self))]
+    def split(self) -> list["BatchState"]:
+        """One state per image (to retry a batch a step failed on, image by image)."""
+        def pick(values, i):
+            return None if values is None else [values[i]]
+
+        return [BatchState(images=[self.images[i]], infos=[self.infos[i]], prepared=pick(self.prepared, i),
+                           tags=pick(self.tags, i), detections=pick(self.detections, i),
+                           regions=pick(self.regions, i)) for i in range(len(self))]

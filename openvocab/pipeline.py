@@ -28,7 +28,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from .batch import LocatedBatch, PreparedImage
+from .batch import BatchState, PreparedImage
 from .boxes import clip_detections, clip_instances
 from .registry import BOXABLE_FILTERS, DETECTORS, MASK_HEADS, SEGMENTERS, TAGGERS
 from .stages import BoxableFilter, Detector, MaskHead, Segmenter, Tagger, overrides_prepare
@@ -283,49 +283,49 @@ class Pipeline:
             out[i] = clip_instances(inst, *images[i].shape[:2]) if self.clip_boxes else inst
         return out
 
-    @property
-    def has_mask_stage(self) -> bool:
-        """Whether :meth:`finish` runs a model (a mask head or a stuff segmenter)."""
-        return self.mask_head is not None or self.stuff_segmenter is not None
+    #: the steps of a batch, in order: ``start`` -> ``tag`` -> ``locate`` -> ``finish``. The job engine runs each
+    #: step on its own thread, so one batch is tagged while the one before is located and the one before that
+    #: finished (mask head, full-size masks).
+    STEPS = ("tag", "locate", "finish")
 
-    def locate(self, images: Sequence[np.ndarray], infos: Sequence[ImageInfo],
-               prepared: Optional[Sequence[PreparedImage]] = None) -> LocatedBatch:
-        """The first half of :meth:`__call__`: tags, then boxes (detector) or boxes and masks (segmenter).
-
-        The job engine runs :meth:`finish` on one batch while this runs on the next.
-        """
+    def start(self, images: Sequence[np.ndarray], infos: Sequence[ImageInfo],
+              prepared: Optional[Sequence[PreparedImage]] = None) -> BatchState:
+        """A batch of RGB uint8 images (already EXIF-rotated), ready for the steps."""
         if len(images) != len(infos) or (prepared is not None and len(prepared) != len(images)):
             raise ValueError(f"{len(images)} images but {len(infos)} infos"
                              + ("" if prepared is None else f" and {len(prepared)} prepared inputs"))
         self.setup()
-        tags = self.image_tags(images, prepared)
-        regions = None
-        if self.segmenter is not None:
-            found = self.segment_tags(images, tags, prepared)
-            dets, regions = [f.detections for f in found], [f.regions for f in found]
-        else:
-            dets = self.detect(images, tags, prepared)
-        return LocatedBatch(images=list(images), infos=list(infos),
-                            prepared=None if prepared is None else list(prepared), tags=tags, detections=dets,
-                            regions=regions)
+        return BatchState(images=list(images), infos=list(infos), prepared=None if prepared is None else list(prepared))
 
-    def finish(self, located: LocatedBatch) -> list[ImageResult]:
-        """The second half of :meth:`__call__`: the mask head on the located boxes, then the stuff segmenter."""
-        images, prepared, dets, regions = located.images, located.prepared, located.detections, located.regions
+    def tag(self, state: BatchState) -> BatchState:
+        """Step 1: each image's tags (tagger and/or vocabulary), boxable marked."""
+        return replace(state, tags=self.image_tags(state.images, state.prepared))
+
+    def locate(self, state: BatchState) -> BatchState:
+        """Step 2: boxes of the boxable tags (detector), or boxes and masks (segmenter)."""
+        images, prepared = state.images, state.prepared
+        if self.segmenter is not None:
+            found = self.segment_tags(images, state.tags, prepared)
+            return replace(state, detections=[f.detections for f in found], regions=[f.regions for f in found])
+        return replace(state, detections=self.detect(images, state.tags, prepared))
+
+    def finish(self, state: BatchState) -> list[ImageResult]:
+        """Step 3: the mask head on the located boxes, then the stuff segmenter; the results."""
+        images, prepared, dets, regions = state.images, state.prepared, state.detections, state.regions
         if regions is None:
             regions = self.segment(images, dets, prepared)
         if self.stuff_segmenter is not None:
-            stuff = self.segment_tags(images, located.tags, prepared, stuff=True)
+            stuff = self.segment_tags(images, state.tags, prepared, stuff=True)
             both = [Instances.concatenate([Instances(d, r if r is not None else Regions()), s])
                     for d, r, s in zip(dets, regions, stuff)]
             dets, regions = [b.detections for b in both], [b.regions for b in both]
         return [ImageResult(image=info, tags=t, detections=d, regions=r)
-                for info, t, d, r in zip(located.infos, located.tags, dets, regions)]
+                for info, t, d, r in zip(state.infos, state.tags, dets, regions)]
 
     def __call__(self, images: Sequence[np.ndarray], infos: Sequence[ImageInfo],
                  prepared: Optional[Sequence[PreparedImage]] = None) -> list[ImageResult]:
-        """Label a batch of RGB uint8 images (already EXIF-rotated)."""
-        return self.finish(self.locate(images, infos, prepared))
+        """Label a batch of RGB uint8 images (already EXIF-rotated): every step in turn."""
+        return self.finish(self.locate(self.tag(self.start(images, infos, prepared))))
 
 
 def _check_stages(pipe: Pipeline) -> None:

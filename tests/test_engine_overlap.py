@@ -73,8 +73,8 @@ def test_mask_stage_of_one_batch_overlaps_locating_the_next(toy, tmp_path):
         assert summary.labeled == 5
         outs[workers] = _records(tmp_path / f"out{workers}")
     assert overlapped == [True]
-    assert threads["mask_head"] >= {"openvocab-masks_0", "MainThread"}  # streamed: mask thread; workers=0: inline
-    assert "openvocab-masks_0" not in threads["detector"]
+    assert threads["mask_head"] >= {"openvocab-finish_0", "MainThread"}  # streamed: mask thread; workers=0: inline
+    assert "openvocab-finish_0" not in threads["detector"]
     assert [Path(r["file"]).name for r in outs[2]] == [f"{i:02d}.png" for i in range(5)]  # input order
     assert outs[2] == outs[0]
     assert all(len(r["detections"]) == 2 and all(x["mask"] for x in r["detections"]) for r in outs[2])

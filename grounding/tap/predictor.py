@@ -183,7 +183,8 @@ class TapPredictor:
         rows = torch.arange(len(idx), device=idx.device)
         # the masks' upsampling to the original size runs beside the concepts and the caption decoder (on the
         # CPU the two are the largest costs after the encoder; the same operations, so the same numbers)
-        masks = _MASK_THREAD.submit(_full_size_masks, out.mask_pred[rows, idx], self._info)
+        logits = out.mask_pred[rows, idx]
+        masks = [_MASK_THREADS.submit(_full_size_masks, logits[i:i + 1], self._info) for i in range(len(idx))]
         sem = out.sem_embeds[rows, idx]
         pred = TapPrediction(masks=np.zeros(0, bool), mask_index=idx.cpu().numpy(),
                              scores=out.iou_pred[rows, idx].cpu().numpy(),
@@ -199,12 +200,16 @@ class TapPredictor:
                                   eos_id=tok.eos_id, pad_id=tok.pad_id, max_gen_len=max_gen)
             pred.caption_tokens = gen.tokens
             pred.captions = tok.detokenize(gen.tokens)
-        pred.masks, pred.rles = masks.result()
+        done = [m.result() for m in masks]
+        pred.masks = (np.concatenate([m for m, _ in done]) if done
+                      else np.zeros((0,) + tuple(self._info.original_size), bool))
+        pred.rles = [r for _, rles in done for r in rles]
         return pred
 
 
-#: one thread that turns mask logits into full-size boolean masks while the predictor goes on
-_MASK_THREAD = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tap-masks")
+#: threads that turn mask logits into full-size boolean masks and their RLEs, one mask each, while the predictor
+#: goes on (the upsampling runs without the GIL, the RLE encoding with it: two threads keep both going)
+_MASK_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="tap-masks")
 
 
 @torch.inference_mode()

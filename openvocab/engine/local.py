@@ -1,35 +1,40 @@
-"""The local engine: loader threads -> batched pipeline -> writer thread.
+"""The local engine: loader threads -> the pipeline's steps, each on its own thread -> writer thread.
 
-Decoding and per-stage preprocessing run ahead in loader workers. The models run in two steps: the calling
-thread locates a batch (tagger, detector) while a mask thread finishes the batch before it (mask head, stuff
-segmenter, mask encoding), so the GPU or the cores never wait for one image's post-processing. Outputs
-are written and recorded on the sink's thread, in input order. With ``workers=0`` and an unthreaded sink it
-is the one-image-at-a-time mode (read, run, write, then the next image).
+Decoding and per-stage preprocessing run ahead in loader workers. The pipeline's steps
+(:attr:`~openvocab.pipeline.Pipeline.STEPS`: tag, locate, finish) each run on their own thread, batch after
+batch, so one batch is tagged while the one before is located and the one before that gets its masks: the
+device, or the cores, never wait for one step's pre- or post-processing. Outcomes reach the sink in input
+order; the sink writes and records them on its own thread. With ``workers=0`` and an unthreaded sink it is
+the one-image-at-a-time mode (read, run, write, then the next image).
 """
 from __future__ import annotations
 
 import collections
 import concurrent.futures
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
+from ..batch import BatchState
 from ..inputs import InputItem
-from ..pipeline import LocatedBatch, Pipeline
+from ..pipeline import Pipeline
 from ..stages import overrides_prepare
 from ..structures import ImageResult
 from .loader import ImageLoader, LoadedImage, LoadFailure
 from .sink import ResultSink
 
 Outcome = Union[ImageResult, Exception]
+#: images with what a step made of them: a :class:`BatchState`, the results (after ``finish``) or the exception
+#: they failed with
+Unit = tuple[list[LoadedImage], Any]
 
 
 def run_local(pipeline: Pipeline, items: Sequence[InputItem], sink: ResultSink, *, batch_size: int = 1,
               workers: int = 0, max_pixels: Optional[int] = None) -> None:
-    """Label ``items`` into ``sink``. A batch the pipeline fails on is retried image by image, so one bad
-    image fails alone. With ``workers > 0`` the mask stage of one batch overlaps the next batch's locating."""
+    """Label ``items`` into ``sink``. A batch a step fails on is retried image by image, so one bad image fails
+    alone. With ``workers > 0`` the steps run on their own threads, each one batch behind the step before."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     prepare = pipeline.prepare if workers > 0 and any(overrides_prepare(s) for s in pipeline.stages) else None
-    steps = _Steps(pipeline, sink, overlap=workers > 0 and pipeline.has_mask_stage)
+    steps = _Steps(pipeline, sink, threaded=workers > 0)
     try:
         batch: list[LoadedImage] = []
         for loaded in ImageLoader(items, workers=workers, max_pixels=max_pixels, prepare=prepare):
@@ -49,61 +54,57 @@ def run_local(pipeline: Pipeline, items: Sequence[InputItem], sink: ResultSink, 
 
 def run_batch(pipeline: Pipeline, batch: Sequence[LoadedImage], sink: ResultSink) -> None:
     """One batch through the pipeline; results and failures to ``sink``."""
-    _deliver(sink, batch, label_batch(pipeline, batch))
+    _deliver(sink, [(batch, label_batch(pipeline, batch))])
 
 
 def label_batch(pipeline: Pipeline, batch: Sequence[LoadedImage]) -> list[Outcome]:
     """The pipeline's results for ``batch``, or per image the exception it raised alone."""
-    return [r for loaded, located in locate_batch(pipeline, batch)
-            for r in (finish_batch(pipeline, located) if isinstance(located, LocatedBatch) else [located])]
+    units = _start(pipeline, batch)
+    for step in pipeline.STEPS:
+        units = run_step(pipeline, step, units)
+    return [o for loaded, made in units for o in (made if isinstance(made, list) else [made] * len(loaded))]
 
 
-def locate_batch(pipeline: Pipeline,
-                 batch: Sequence[LoadedImage]) -> list[tuple[list[LoadedImage], LocatedBatch | Exception]]:
-    """:meth:`Pipeline.locate` on ``batch``: ``[(batch, located)]``, or, when the batch fails, per image
-    ``([image], located or the exception it raised alone)``."""
+def run_step(pipeline: Pipeline, step: str, units: list[Unit]) -> list[Unit]:
+    """``pipeline.<step>`` on each unit still going; a unit the step fails on is retried image by image, so one
+    bad image fails alone."""
+    out: list[Unit] = []
+    for loaded, state in units:
+        if not isinstance(state, BatchState):  # failed before
+            out.append((loaded, state))
+            continue
+        try:
+            out.append((loaded, getattr(pipeline, step)(state)))
+            continue
+        except Exception as e:  # noqa: BLE001 - a model error on a batch: retry one by one, keep going
+            if len(loaded) == 1:
+                out.append((loaded, e))
+                continue
+        for one_loaded, one in zip(loaded, state.split()):
+            try:
+                out.append(([one_loaded], getattr(pipeline, step)(one)))
+            except Exception as e:  # noqa: BLE001
+                out.append(([one_loaded], e))
+    return out
+
+
+def _start(pipeline: Pipeline, batch: Sequence[LoadedImage]) -> list[Unit]:
     prepared = [b.prepared for b in batch] if all(b.prepared is not None for b in batch) else None
-    try:
-        return [(list(batch), pipeline.locate([b.image for b in batch], [b.info for b in batch], prepared))]
-    except Exception as e:  # noqa: BLE001 - a model error on a batch: retry one by one, keep going
-        if len(batch) == 1:
-            return [(list(batch), e)]
-    out = []
-    for b in batch:
-        try:
-            out.append(([b], pipeline.locate([b.image], [b.info], None if prepared is None else [b.prepared])))
-        except Exception as e:  # noqa: BLE001
-            out.append(([b], e))
-    return out
-
-
-def finish_batch(pipeline: Pipeline, located: LocatedBatch) -> list[Outcome]:
-    """:meth:`Pipeline.finish` on ``located``, or per image the result or the exception it raised alone."""
-    try:
-        return pipeline.finish(located)
-    except Exception as e:  # noqa: BLE001
-        if len(located) == 1:
-            return [e]
-    out: list[Outcome] = []
-    for one in located.split():
-        try:
-            out += pipeline.finish(one)
-        except Exception as e:  # noqa: BLE001
-            out.append(e)
-    return out
+    return [(list(batch), pipeline.start([b.image for b in batch], [b.info for b in batch], prepared))]
 
 
 class _Steps:
-    """Locates batches in the calling thread and finishes them on a mask thread (``overlap``) or inline,
-    delivering outcomes and load failures to the sink in the order they came."""
+    """Runs batches through the pipeline's steps, each step on its own thread (``threaded``) or all inline,
+    and delivers outcomes and load failures to the sink in the order they came."""
 
-    #: batches finished or being finished ahead of delivery (memory: a few batches of images)
-    MAX_PENDING = 2
-
-    def __init__(self, pipeline: Pipeline, sink: ResultSink, *, overlap: bool) -> None:
+    def __init__(self, pipeline: Pipeline, sink: ResultSink, *, threaded: bool) -> None:
         self.pipeline, self.sink = pipeline, sink
-        self._pool = (concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="openvocab-masks")
-                      if overlap else None)
+        self._pools = None
+        if threaded:
+            self._pools = {step: concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"openvocab-{step}")
+                           for step in pipeline.STEPS}
+        #: batches in flight: one per step being worked on, and one ready (memory: a few batches of images)
+        self.max_pending = len(pipeline.STEPS) + 1 if threaded else 0
         self._pending: collections.deque = collections.deque()
 
     def failure(self, item: InputItem, error: str) -> None:
@@ -113,39 +114,49 @@ class _Steps:
             self.sink.failure(item, error)
 
     def run(self, batch: list[LoadedImage]) -> None:
-        for loaded, located in locate_batch(self.pipeline, batch):
-            if not isinstance(located, LocatedBatch):
-                self._pending.append(("done", loaded, [located]))
-            elif self._pool is None:
-                self._pending.append(("done", loaded, finish_batch(self.pipeline, located)))
-            else:
-                self._pending.append(("future", loaded, self._pool.submit(finish_batch, self.pipeline, located)))
-        self._deliver(keep=self.MAX_PENDING - 1 if self._pool is not None else 0)
+        units = _start(self.pipeline, batch)
+        if self._pools is None:
+            for step in self.pipeline.STEPS:
+                units = run_step(self.pipeline, step, units)
+            self._pending.append(("done", units, None))
+        else:
+            made: Any = None
+            for step in self.pipeline.STEPS:  # each step's thread takes the previous step's future, in batch order
+                made = self._pools[step].submit(_after, self.pipeline, step, made, units)
+            self._pending.append(("future", made, None))
+        self._deliver(keep=self.max_pending - 1)
 
     def drain(self) -> None:
         self._deliver(keep=0)
 
     def _deliver(self, *, keep: int) -> None:
-        while self._pending and (len(self._pending) > keep or self._pending[0][0] == "failure"
-                                 or (self._pending[0][0] == "future" and self._pending[0][2].done())):
-            kind, what, payload = self._pending.popleft()
+        while self._pending and (len(self._pending) > keep or self._pending[0][0] != "future"
+                                 or self._pending[0][1].done()):
+            kind, what, error = self._pending.popleft()
             if kind == "failure":
-                self.sink.failure(what, payload)
+                self.sink.failure(what, error)
             else:
-                _deliver(self.sink, what, payload.result() if kind == "future" else payload)
+                _deliver(self.sink, what.result() if kind == "future" else what)
 
     def close(self) -> None:
-        """Stop the mask thread (after its current batch); undelivered results are simply not recorded."""
-        if self._pool is not None:
-            for kind, _, payload in self._pending:
+        """Stop the step threads (after their current batch); undelivered results are simply not recorded."""
+        if self._pools is not None:
+            for kind, what, _ in self._pending:
                 if kind == "future":
-                    payload.cancel()
-            self._pool.shutdown(wait=True)
+                    what.cancel()
+            for pool in self._pools.values():
+                pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _deliver(sink: ResultSink, batch: Sequence[LoadedImage], outcomes: Sequence[Outcome]) -> None:
-    for loaded, result in zip(batch, outcomes):
-        if isinstance(result, Exception):
-            sink.failure(loaded.item, f"pipeline error: {type(result).__name__}: {result}")
-        else:
-            sink.result(loaded.item, result, loaded.image)
+def _after(pipeline: Pipeline, step: str, before: Optional[concurrent.futures.Future],
+           units: list[Unit]) -> list[Unit]:
+    return run_step(pipeline, step, units if before is None else before.result())
+
+
+def _deliver(sink: ResultSink, units: Sequence[Unit]) -> None:
+    for loaded, made in units:
+        for one, outcome in zip(loaded, made if isinstance(made, list) else [made] * len(loaded)):
+            if isinstance(outcome, Exception):
+                sink.failure(one.item, f"pipeline error: {type(outcome).__name__}: {outcome}")
+            else:
+                sink.result(one.item, outcome, one.image)
