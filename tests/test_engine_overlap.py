@@ -99,7 +99,8 @@ def test_a_failing_image_fails_alone_in_either_step(toy, tmp_path):
         outs[workers] = (_records(out), _failures(out))
     records, failures = outs[2]
     assert [Path(r["file"]).name for r in records] == ["00.png", "03.png", "04.png", "05.png", "06.png"]
-    assert [(name, error.split(":")[0]) for name, error in failures] == [
-        ("01.png", "pipeline error"), ("02.png", "pipeline error"), ("07.png", failures[2][1].split(":")[0])]
-    assert "toy detector failure" in failures[0][1] and "toy mask head failure" in failures[1][1]
+    assert [name for name, _ in failures] == ["01.png", "02.png", "07.png"]
+    assert failures[0][1].startswith("pipeline error") and "toy detector failure" in failures[0][1]
+    assert failures[1][1].startswith("pipeline error") and "toy mask head failure" in failures[1][1]
+    assert "not an image" in failures[2][1]
     assert outs[2] == outs[0]

@@ -184,9 +184,11 @@ class TapPredictor:
         # the masks' upsampling to the original size runs beside the concepts and the caption decoder (on the
         # CPU the two are the largest costs after the encoder; the same operations, so the same numbers)
         logits = out.mask_pred[rows, idx]
-        masks = [_MASK_THREADS.submit(_full_size_masks, logits[i:i + 1], self._info) for i in range(len(idx))]
+        full = np.empty((len(idx),) + tuple(self._info.original_size), bool)
+        rles = [_MASK_THREADS.submit(_full_size_mask, logits[i:i + 1], self._info, full[i])
+                for i in range(len(idx))]
         sem = out.sem_embeds[rows, idx]
-        pred = TapPrediction(masks=np.zeros(0, bool), mask_index=idx.cpu().numpy(),
+        pred = TapPrediction(masks=full, mask_index=idx.cpu().numpy(),
                              scores=out.iou_pred[rows, idx].cpu().numpy(),
                              iou_pred=out.iou_pred.cpu().numpy(), sem_embeds=sem.float().cpu().numpy())
         if self.concepts is not None:
@@ -200,10 +202,7 @@ class TapPredictor:
                                   eos_id=tok.eos_id, pad_id=tok.pad_id, max_gen_len=max_gen)
             pred.caption_tokens = gen.tokens
             pred.captions = tok.detokenize(gen.tokens)
-        done = [m.result() for m in masks]
-        pred.masks = (np.concatenate([m for m, _ in done]) if done
-                      else np.zeros((0,) + tuple(self._info.original_size), bool))
-        pred.rles = [r for _, rles in done for r in rles]
+        pred.rles = [r.result() for r in rles]
         return pred
 
 
@@ -213,9 +212,10 @@ _MASK_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name
 
 
 @torch.inference_mode()
-def _full_size_masks(logits: torch.Tensor, info: ResizeInfo) -> tuple[np.ndarray, list[dict]]:
-    masks = (postprocess_masks(logits, info) > 0).cpu().numpy()
-    return masks, [encode_mask(m) for m in masks]
+def _full_size_mask(logits: torch.Tensor, info: ResizeInfo, out: np.ndarray) -> dict:
+    """One mask's logits ``[1, h', w']`` -> ``out`` (``bool [H, W]``, original size); returns its RLE."""
+    out[:] = (postprocess_masks(logits, info) > 0)[0].cpu().numpy()
+    return encode_mask(out)
 
 
 def _concat(chunks: list[TapPrediction], n: int, size: tuple[int, int]) -> TapPrediction:

@@ -52,17 +52,16 @@ def run_local(pipeline: Pipeline, items: Sequence[InputItem], sink: ResultSink, 
         steps.close()
 
 
-def run_batch(pipeline: Pipeline, batch: Sequence[LoadedImage], sink: ResultSink) -> None:
-    """One batch through the pipeline; results and failures to ``sink``."""
-    _deliver(sink, [(batch, label_batch(pipeline, batch))])
-
-
 def label_batch(pipeline: Pipeline, batch: Sequence[LoadedImage]) -> list[Outcome]:
     """The pipeline's results for ``batch``, or per image the exception it raised alone."""
-    units = _start(pipeline, batch)
+    return [o for loaded, made in run_steps(pipeline, _start(pipeline, batch)) for o in _outcomes(loaded, made)]
+
+
+def run_steps(pipeline: Pipeline, units: list[Unit]) -> list[Unit]:
+    """Every step in turn, in this thread."""
     for step in pipeline.STEPS:
         units = run_step(pipeline, step, units)
-    return [o for loaded, made in units for o in (made if isinstance(made, list) else [made] * len(loaded))]
+    return units
 
 
 def run_step(pipeline: Pipeline, step: str, units: list[Unit]) -> list[Unit]:
@@ -116,9 +115,7 @@ class _Steps:
     def run(self, batch: list[LoadedImage]) -> None:
         units = _start(self.pipeline, batch)
         if self._pools is None:
-            for step in self.pipeline.STEPS:
-                units = run_step(self.pipeline, step, units)
-            self._pending.append(("done", units, None))
+            self._pending.append(("done", run_steps(self.pipeline, units), None))
         else:
             made: Any = None
             for step in self.pipeline.STEPS:  # each step's thread takes the previous step's future, in batch order
@@ -155,8 +152,13 @@ def _after(pipeline: Pipeline, step: str, before: Optional[concurrent.futures.Fu
 
 def _deliver(sink: ResultSink, units: Sequence[Unit]) -> None:
     for loaded, made in units:
-        for one, outcome in zip(loaded, made if isinstance(made, list) else [made] * len(loaded)):
+        for one, outcome in zip(loaded, _outcomes(loaded, made)):
             if isinstance(outcome, Exception):
                 sink.failure(one.item, f"pipeline error: {type(outcome).__name__}: {outcome}")
             else:
                 sink.result(one.item, outcome, one.image)
+
+
+def _outcomes(loaded: list[LoadedImage], made: Any) -> list[Outcome]:
+    """A finished unit's outcome per image: its results, or the exception it failed with for each image."""
+    return made if isinstance(made, list) else [made] * len(loaded)
