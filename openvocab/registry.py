@@ -26,6 +26,8 @@ DETECTORS = Registry("detector", scope=SCOPE)
 MASK_HEADS = Registry("mask head", scope=SCOPE)
 #: Image + tag names -> boxes with masks (:class:`openvocab.structures.Instances`; e.g. SAM 3, CLIPSeg).
 SEGMENTERS = Registry("segmenter", scope=SCOPE)
+#: Image (+ its tags) -> a caption (e.g. Tag2Text, Florence-2).
+CAPTIONERS = Registry("captioner", scope=SCOPE)
 #: :class:`openvocab.structures.ImageResult` -> files (COCO, JSONL, YOLO, LabelMe, overlays).
 WRITERS = Registry("writer", scope=SCOPE, locations=["openvocab.writers"])
 #: Text encoders (CLIP text tower for tag descriptions / concept matrices).
@@ -57,6 +59,7 @@ ALL_REGISTRIES = {
     "detectors": DETECTORS,
     "mask_heads": MASK_HEADS,
     "segmenters": SEGMENTERS,
+    "captioners": CAPTIONERS,
     "writers": WRITERS,
     "text_encoders": TEXT_ENCODERS,
     "description_backends": DESCRIPTION_BACKENDS,

@@ -223,6 +223,19 @@ def check_prompts(boxes=None, points=None, point_labels=None) -> MaskPrompts:
     return MaskPrompts(count=n, boxes=boxes, points=points, point_labels=labels)
 
 
+class Captioner(Stage):
+    """Images (+ the tags found in them) -> one caption per image (e.g. Tag2Text, Florence-2).
+
+    A captioner that is guided by tags (Tag2Text) uses ``tags[i]`` as the tags of ``images[i]`` when given
+    (the pipeline's tagger's tags, or a user's ``--caption-tags``), else its own; one that is not ignores them.
+    """
+
+    @abc.abstractmethod
+    def caption(self, images: Sequence[np.ndarray], tags: Optional[Sequence[Sequence[str]]] = None,
+                prepared: Optional[Sequence[Any]] = None) -> list[str]:
+        """One caption per RGB uint8 ``[H, W, 3]`` image of the batch."""
+
+
 class PromptBuilder(abc.ABC):
     """Tag names -> text prompts (chunks under a text encoder's token limit) with per-tag spans; used by
     text-prompted detectors (their own business, through :class:`openvocab.prompt.PromptChunker`)."""
