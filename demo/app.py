@@ -5,7 +5,8 @@ precision, tagger / mask head on or off), type a vocabulary or let the tagger ta
 thresholds; see the tags (scores, open-set marked), the boxes, masks, region concepts and captions drawn on the
 image, a table of regions, and download the image's COCO JSON, LabelMe JSON and YOLO labels.
 Tab **Free-text grounding**: boxes (and masks) of the phrases of a sentence.
-The page's work is in :mod:`.logic`; this module only lays it out.
+The page's work is in :mod:`.logic`; this module only lays it out. The request handlers take data only: a config
+by name among the page's own (:class:`.logic.ConfigMenu`), an image as an upload Gradio received (images only).
 """
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ import pandas as pd  # noqa: E402
 from . import logic  # noqa: E402
 
 DEFAULT_CONFIG = "full_pipeline"
-PRECISIONS = ["fp32", "bf16", "fp16"]
+PRECISIONS = list(logic.PRECISIONS)
+#: what the upload fields accept (Gradio checks it on upload; the handlers read pixels only)
+IMAGE_TYPES = ["image"]
 #: fonts the machine has: no web-font download (the page works offline)
 THEME_FONTS = dict(font=["DejaVu Sans", "Helvetica", "Arial", "sans-serif"],
                    font_mono=["DejaVu Sans Mono", "monospace"])
@@ -40,11 +43,11 @@ def _table(rows: list, headers: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=headers)
 
 
-def _config_widgets(name: str):
-    """Banner, stage choices, thresholds and vocabulary for config ``name``."""
+def _config_widgets(menu: logic.ConfigMenu, name: str):
+    """Banner, stage choices, thresholds and vocabulary for config ``name`` (one of ``menu``'s)."""
     try:
-        info = logic.config_info(name)
-    except Exception as e:  # noqa: BLE001 - a broken config file: say so on the page
+        info = logic.config_info(menu.path(name))
+    except Exception as e:  # noqa: BLE001 - an unknown name, or a broken config file: say so on the page
         return (gr.update(value=f"**Error:** {e}", visible=True), gr.update(choices=[], value=[]),
                 gr.update(visible=False), gr.update(visible=False), gr.update())
     stages = list(logic.stage_choices(info))
@@ -62,11 +65,14 @@ def build_app(config: str = DEFAULT_CONFIG, *, device: Optional[str] = None) -> 
     cache = logic.LabelerCache()
     work = Path(tempfile.mkdtemp(prefix="openvocab-demo-"))  # each run's download files; removed at exit
     atexit.register(shutil.rmtree, work, True)
-    choices = logic.config_choices(config)
+    menu = logic.ConfigMenu(config)
+    choices = menu.names
     devices = _devices()
     examples = logic.demo_images()
+    #: where an image a handler reads may lie: Gradio's upload folder, and the bundled pictures
+    upload_roots = [gr.utils.get_upload_folder(), str(Path(examples[0]).parent) if examples else str(work)]
     try:
-        info = logic.config_info(config)
+        info = logic.config_info(menu.path(config))
     except Exception:  # noqa: BLE001 - a broken config: the page says so when it loads
         info = logic.ConfigInfo(stages=(), random_stages=(), box_threshold=None, text_threshold=None)
     stages = list(logic.stage_choices(info))
@@ -76,8 +82,7 @@ def build_app(config: str = DEFAULT_CONFIG, *, device: Optional[str] = None) -> 
         banner = gr.Markdown(info.banner, visible=bool(info.banner), elem_id="ov-banner")
         with gr.Accordion("Pipeline", open=True):
             with gr.Row():
-                cfg_box = gr.Dropdown(choices, value=config, label="config", elem_id="ov-config",
-                                      allow_custom_value=True)
+                cfg_box = gr.Dropdown(choices, value=config, label="config", elem_id="ov-config")
                 dev_box = gr.Dropdown(devices, value=device if device in devices else devices[0], label="device")
                 prec_box = gr.Dropdown(PRECISIONS, value="fp32", label="precision")
                 stage_box = gr.CheckboxGroup(stages, value=stages, label="stages", elem_id="ov-stages")
@@ -88,14 +93,22 @@ def build_app(config: str = DEFAULT_CONFIG, *, device: Optional[str] = None) -> 
                                     value=info.text_threshold or 0.0, visible=info.text_threshold is not None)
 
         def settings(cfg, dev, prec, stages, box, text) -> logic.Settings:
-            return logic.Settings(config=cfg, device=dev, precision=prec, stages=tuple(stages or ()),
+            if dev not in devices:
+                raise logic.UserError(f"device must be one of {', '.join(devices)}")
+            if not isinstance(stages, (list, tuple)):
+                raise logic.UserError("stages must be a list")
+            return logic.Settings(config=menu.path(cfg), device=dev, precision=prec, stages=tuple(stages),
                                   box_threshold=box, text_threshold=text)
+
+        def checked(file, cfg, dev, prec, stages, box, text) -> tuple[str, logic.Settings]:
+            return logic.upload_path(file, roots=upload_roots), settings(cfg, dev, prec, stages, box, text)
 
         pipeline_inputs = [cfg_box, dev_box, prec_box, stage_box, box_th, text_th]
         with gr.Tab("Label", elem_id="ov-tab-label"):
             with gr.Row():
                 with gr.Column(scale=1):
-                    upload = gr.File(label="image (upload)", type="filepath", elem_id="ov-upload")
+                    upload = gr.File(label="image (upload)", type="filepath", file_types=IMAGE_TYPES,
+                                     elem_id="ov-upload")
                     gr.Examples([[p] for p in examples], inputs=[upload], label="or pick a bundled image")
                     vocab = gr.Textbox(", ".join(info.vocabulary), label="vocabulary (empty: the tagger tags)",
                                        placeholder="cat, dog, fire hydrant", elem_id="ov-vocab")
@@ -113,8 +126,13 @@ def build_app(config: str = DEFAULT_CONFIG, *, device: Optional[str] = None) -> 
                                    elem_id="ov-regions", wrap=True)
 
         def do_label(file, vocabulary, cfg, dev, prec, stages, box, text, progress=gr.Progress()):
-            out = logic.run_label(cache, file, settings(cfg, dev, prec, stages, box, text), vocabulary or "",
-                                  progress=lambda f, what: progress(f, desc=what), out_root=work)
+            try:
+                path, chosen = checked(file, cfg, dev, prec, stages, box, text)
+            except logic.UserError as e:
+                out = logic.LabelOutput(status=f"**Error:** {e}")
+            else:
+                out = logic.run_label(cache, path, chosen, vocabulary or "",
+                                      progress=lambda f, what: progress(f, desc=what), out_root=work)
             buttons = [gr.update(value=str(f), visible=True) if f else gr.update(visible=False) for f in out.files]
             return (out.overlay, _table(out.tags, logic.TAG_HEADERS), _table(out.regions, logic.REGION_HEADERS),
                     *buttons, out.status)
@@ -126,7 +144,8 @@ def build_app(config: str = DEFAULT_CONFIG, *, device: Optional[str] = None) -> 
         with gr.Tab("Free-text grounding", elem_id="ov-tab-ground"):
             with gr.Row():
                 with gr.Column(scale=1):
-                    g_upload = gr.File(label="image (upload)", type="filepath", elem_id="ov-g-upload")
+                    g_upload = gr.File(label="image (upload)", type="filepath", file_types=IMAGE_TYPES,
+                                       elem_id="ov-g-upload")
                     gr.Examples([[p] for p in examples], inputs=[g_upload], label="or pick a bundled image")
                     g_text = gr.Textbox(label="text", placeholder="the man in a red shirt", elem_id="ov-g-text")
                     g_run = gr.Button("Find", variant="primary", elem_id="ov-g-run")
@@ -138,7 +157,11 @@ def build_app(config: str = DEFAULT_CONFIG, *, device: Optional[str] = None) -> 
                                   elem_id="ov-g-regions")
 
         def do_ground(file, text, cfg, dev, prec, stages, box, txt, progress=gr.Progress()):
-            overlay, rows, message = logic.run_grounding(cache, file, text or "", settings(cfg, dev, prec, stages, box, txt),
+            try:
+                path, chosen = checked(file, cfg, dev, prec, stages, box, txt)
+            except logic.UserError as e:
+                return None, _table([], logic.GROUNDING_HEADERS), f"**Error:** {e}"
+            overlay, rows, message = logic.run_grounding(cache, path, text or "", chosen,
                                                          progress=lambda f, what: progress(f, desc=what))
             return overlay, _table(rows, logic.GROUNDING_HEADERS), message
 
@@ -146,9 +169,12 @@ def build_app(config: str = DEFAULT_CONFIG, *, device: Optional[str] = None) -> 
                     concurrency_limit=1, concurrency_id="model")
 
         config_outputs = [banner, stage_box, box_th, text_th, vocab]
-        cfg_box.change(_config_widgets, [cfg_box], config_outputs)
+        def config_widgets(name):
+            return _config_widgets(menu, name)
+
+        cfg_box.change(config_widgets, [cfg_box], config_outputs)
         if not info.stages:
-            app.load(_config_widgets, [cfg_box], config_outputs)  # shows the config's error
+            app.load(config_widgets, [cfg_box], config_outputs)  # shows the config's error
     return app
 
 

@@ -1,17 +1,24 @@
 """What the demo page does, without the page: build (and keep) a labeler for the chosen settings, run it on
 one image, and turn the result into the page's tables, overlay and download files. Everything goes through
-the Python API (:class:`openvocab.Labeler`) and the job's writers (:meth:`openvocab.LabeledImage.save`)."""
+the Python API (:class:`openvocab.Labeler`) and the job's writers (:meth:`openvocab.LabeledImage.save`).
+
+What a client sends is data, never code or a path to load: a config is chosen by its name among those the page
+offers (:class:`ConfigMenu`: the shipped configs and the one named on ``openvocab demo``'s command line; any
+other value gets the same one-line refusal, so the page tells nothing about the server's files), device,
+precision and stages among the page's choices, thresholds as numbers in ``[0, 1]``, and an image only as a file
+Gradio received as an upload (or a bundled picture), read as pixels."""
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import shutil
 import tempfile
 import threading
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from openvocab.config import PIPELINE_CONFIGS, UserError, configs_dir, load_config, shipped_dir
+from openvocab.config import PIPELINE_CONFIGS, UserError, configs_dir, load_config, resolve_config, shipped_dir
 from openvocab.labeled import LabeledImage
 from openvocab.labeler import Labeler
 from openvocab.masks import mask_area
@@ -42,13 +49,52 @@ def demo_images() -> list[str]:
     return [str(p) for p in sorted((shipped_dir("demo") / "images").glob("*.jpg"))]
 
 
+#: the most a client may send as a vocabulary (characters)
+MAX_VOCABULARY_CHARS = 20_000
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+class ConfigMenu:
+    """The pipeline configs the page offers, by name: those of ``configs/`` (known ones first) and ``extra``, the
+    one named on ``openvocab demo``'s command line by the person who started it. A name a client sends is looked
+    up here and nowhere else: :meth:`path` refuses any other value with the same message, whatever it is."""
+
+    def __init__(self, extra: Optional[str] = None) -> None:
+        names = [n for n in PIPELINE_CONFIGS if (configs_dir() / f"{n}.py").is_file()]
+        names += sorted(p.stem for p in configs_dir().glob("*.py") if p.stem not in names)
+        self._paths = {n: str(configs_dir() / f"{n}.py") for n in names}
+        if extra and extra not in self._paths:
+            self._paths = {extra: str(resolve_config(extra)), **self._paths}
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._paths)
+
+    def path(self, name: object) -> str:
+        """The file of the offered config ``name``; :class:`UserError` for anything else."""
+        if not isinstance(name, str) or name not in self._paths:
+            raise UserError("unknown config: choose one of the page's configs")
+        return self._paths[name]
+
+
 def config_choices(extra: Optional[str] = None) -> list[str]:
-    """The pipeline configs to choose from: those of ``configs/`` (known ones first), and ``extra`` (a file)."""
-    names = [n for n in PIPELINE_CONFIGS if (configs_dir() / f"{n}.py").is_file()]
-    names += sorted(p.stem for p in configs_dir().glob("*.py") if p.stem not in names)
-    if extra and extra not in names:
-        names.insert(0, extra)
-    return names
+    """The names of :class:`ConfigMenu`'s configs."""
+    return ConfigMenu(extra).names
+
+
+def upload_path(file: object, *, roots: Sequence[os.PathLike | str]) -> str:
+    """``file`` (a path Gradio handed to the handler) if it is a regular file inside one of ``roots`` (Gradio's
+    upload folder, the bundled pictures); :class:`UserError` otherwise, naming nothing of the server."""
+    if isinstance(file, dict):  # FileData as sent over the API
+        file = file.get("path")
+    if not isinstance(file, (str, os.PathLike)) or not str(file):
+        raise UserError("upload an image or pick one of the examples first.")
+    real = os.path.realpath(file)
+    for root in roots:
+        base = os.path.realpath(root)
+        if os.path.commonpath([real, base]) == base and os.path.isfile(real):
+            return real
+    raise UserError("that file is not an upload of this page: upload an image or pick one of the examples.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,8 +116,9 @@ class ConfigInfo:
                 "`full_pipeline` (official checkpoints) for real labels.")
 
 
-def config_info(name: str) -> ConfigInfo:
-    cfg = load_config(name)
+def config_info(path: str) -> ConfigInfo:
+    """What the page shows of the config in ``path`` (a :meth:`ConfigMenu.path`)."""
+    cfg = load_config(path)
     vocab = cfg.get("vocabulary")
     stages = tuple(s for s in MODEL_STAGES if cfg.get(s))
     rand = tuple(s for s in stages if "checkpoint" in cfg[s] and cfg[s]["checkpoint"] is None)
@@ -82,8 +129,9 @@ def config_info(name: str) -> ConfigInfo:
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """The page's choice of pipeline: config, backends (device, precision, optional stages) and thresholds
-    (``None``: the config's)."""
+    """The page's choice of pipeline: config (a :meth:`ConfigMenu.path`), backends (device, precision, optional
+    stages) and thresholds (``None``: the config's). Every field is checked: ``UserError`` for a value the page
+    does not offer."""
 
     config: str
     device: str = "cpu"
@@ -91,6 +139,22 @@ class Settings:
     stages: tuple[str, ...] = tuple(OPTIONAL_STAGES)
     box_threshold: Optional[float] = None
     text_threshold: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise UserError(f"precision must be one of {', '.join(PRECISIONS)}")
+        if not all(isinstance(s, str) and s in OPTIONAL_STAGES for s in self.stages):
+            raise UserError(f"stages must be among {', '.join(OPTIONAL_STAGES)}")
+        for name in ("box_threshold", "text_threshold"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            try:
+                ok = 0.0 <= float(value) <= 1.0
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise UserError(f"{name.replace('_', ' ')} must be a number in [0, 1]")
 
     def options(self) -> dict:
         info = config_info(self.config)
@@ -201,9 +265,12 @@ def _fail(e: BaseException) -> str:
 
 def run_label(cache: LabelerCache, file: Optional[str], settings: Settings, vocabulary: str,
               progress: Optional[Progress] = None, *, out_root: Optional[Path] = None) -> LabelOutput:
-    """Label one uploaded or picked image; problems come back as ``status`` (never raised)."""
+    """Label one uploaded or picked image (a path :func:`upload_path` accepted); problems come back as ``status``
+    (never raised)."""
     if not file:
         return LabelOutput(status="**Error:** upload an image or pick one of the examples first.")
+    if not isinstance(vocabulary, str) or len(vocabulary) > MAX_VOCABULARY_CHARS:
+        return LabelOutput(status=f"**Error:** the vocabulary must be text of at most {MAX_VOCABULARY_CHARS} characters.")
     vocab = vocabulary.strip() or None
     try:
         info = config_info(settings.config)
@@ -226,6 +293,8 @@ def run_grounding(cache: LabelerCache, file: Optional[str], text: str, settings:
     """Free-text grounding of ``text`` in one image: ``(overlay, rows, status)``."""
     if not file:
         return None, [], "**Error:** upload an image or pick one of the examples first."
+    if not isinstance(text, str) or len(text) > MAX_VOCABULARY_CHARS:
+        return None, [], f"**Error:** the text must be at most {MAX_VOCABULARY_CHARS} characters."
     if not text.strip():
         return None, [], "**Error:** type the text to find, e.g. `a red circle`."
     try:

@@ -16,9 +16,12 @@ Run "openvocab COMMAND --help" for a command's options.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
-from typing import Optional, Sequence
+import threading
+from typing import Iterator, Optional, Sequence
 
 from .config import DEFAULT_CONFIG, load_config, resolve_config  # noqa: F401  (re-exported: config resolution lives in openvocab.config)
 from .errors import ArgumentParser, RunError, UserError  # noqa: F401  (UserError: imported from here by commands)
@@ -48,6 +51,17 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, 1..65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1..65535, got {text}")
     return value
 
 
@@ -160,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", default=DEFAULT_CONFIG,
                    help=f"pipeline config chosen when the page opens (default: {DEFAULT_CONFIG}; tiny_random runs "
                         "offline with random weights)")
-    p.add_argument("--port", "-p", type=_positive_int, default=7860, help="port (default 7860)")
+    p.add_argument("--port", "-p", type=_port, default=7860, help="port (default 7860)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: every one)")
     p.add_argument("--device", help="device chosen when the page opens (cpu, cuda:0...)")
     p.add_argument("--checkpoint-dir", action="append", default=[], metavar="DIR",
@@ -170,8 +184,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, a scheduler stopping the job) is handled as Ctrl-C: a labeling job writes what is done
+    and says how to resume, instead of vanishing silently."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), "")
+    try:
+        with _terminate_as_interrupt():
+            return _main(argv)
+    except KeyboardInterrupt:  # at any moment, start-up included
+        hint = ("; finished images are recorded in --out: rerun with --resume to go on" if command == "label" else "")
+        print(f"openvocab{' ' + command if command else ''}: interrupted{hint}", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str]) -> int:
     if argv[:1] == ["eval"]:
         from .evaluation.cli import main as eval_main
 
@@ -196,9 +239,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except RunError as e:  # the engine's lock, output and record errors too
         print(f"openvocab {args.command}: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted (resume with --resume)", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

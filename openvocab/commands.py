@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from .config import load_config, shipped_dir
+from .config import load_config
 from .errors import RunError, UserError
 
 
@@ -242,15 +242,36 @@ def parse_captions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _missing_training_data(cfg) -> list[str]:
+    """``loader.dataset.key=path`` of each data file or folder a training config names that does not exist."""
+    missing = []
+    for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        dataset = (cfg.get(loader) or {}).get("dataset") or {}
+        for key in ("ann_file", "img_dir", "data_root"):
+            value = dataset.get(key) if hasattr(dataset, "get") else None
+            if isinstance(value, str) and value and not Path(value).exists():
+                missing.append(f"{loader}.dataset.{key}={value}")
+    return missing
+
+
 def train(args: argparse.Namespace) -> int:
     from .training.runner import build_runner
 
     cfg = load_config(args.config, args.cfg_options)
+    missing = _missing_training_data(cfg)
+    if missing:  # before the runner makes its work dir
+        raise UserError(f"{args.config}: training data not found: {', '.join(missing)} (make it first, see the "
+                        "README's Training section, or point the config at your data with --cfg-options "
+                        f"{missing[0].split('=', 1)[0]}=PATH)")
     try:
         runner = build_runner(cfg, work_dir=args.work_dir, resume=not args.no_resume, max_iters=args.max_iters)
     except (KeyError, ValueError, TypeError) as e:
         raise UserError(f"{args.config}: cannot build the training run ({e})") from None
-    runner.train()
+    try:
+        runner.train()
+    except OSError as e:  # a data file that went missing or cannot be read mid-run
+        raise RunError(f"training stopped: {e.filename or ''}: {e.strerror or e} (the last checkpoint in "
+                       f"{runner.work_dir} resumes it)") from None
     print(f"training done -> {runner.work_dir}", file=sys.stderr)
     return 0
 
@@ -276,25 +297,28 @@ def download(args: argparse.Namespace) -> int:
 
 
 def demo_module():
-    """The web demo's app module (``demo/app.py``: in the installed package, or the checkout's ``demo/``)."""
+    """The web demo's app module, ``openvocab.demo.app`` (the checkout's ``demo/`` is installed as the package
+    ``openvocab.demo``, editable or from a wheel: setup.py maps it)."""
     import importlib
-    import importlib.util
 
     try:
         import gradio  # noqa: F401
     except ImportError:
         raise UserError("the demo needs Gradio: pip install 'openvocab[demo]'") from None
-    name = "openvocab_demo"
-    if name not in sys.modules:
-        folder = shipped_dir("demo")
-        spec = importlib.util.spec_from_file_location(name, folder / "__init__.py",
-                                                      submodule_search_locations=[str(folder)])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return importlib.import_module(f"{name}.app")
+    try:
+        return importlib.import_module("openvocab.demo.app")
+    except ModuleNotFoundError as e:
+        if e.name not in ("openvocab.demo", "openvocab.demo.app"):
+            raise
+        raise UserError("the demo is not installed with openvocab (openvocab.demo is missing): reinstall it, "
+                        "pip install -e '.[demo]' in a checkout") from None
 
 
 def demo(args: argparse.Namespace) -> int:
     load_config(args.config)  # a wrong --config fails here, in one line, before the server starts
-    return demo_module().main(config=args.config, host=args.host, port=args.port, device=args.device)
+    app = demo_module()
+    try:
+        return app.main(config=args.config, host=args.host, port=args.port, device=args.device)
+    except OSError as e:  # the port is taken, or the address is not this machine's
+        raise RunError(f"cannot serve the demo on {args.host}:{args.port}: {str(e).splitlines()[0] if str(e) else e} "
+                       "(choose another --port, or stop what uses it)") from None

@@ -14,14 +14,21 @@ child assigns a stage dict whose ``type`` differs from the base's, that stage is
 child that keeps the type (or leaves it out) still overrides the base's keyword arguments one by one. The
 child's own keys are read from its source (top-level ``name = dict(...)`` or ``{...}`` assignments, nested
 ones too); their values are mmengine's, so ``{{_base_...}}`` substitutions, ``--cfg-options`` and predefined
-variables behave as usual.
+variables behave as usual. A child's ``custom_imports`` adds to its bases' (mmengine would replace the list).
+
+Overrides (``--cfg-options KEY=VALUE``, the Python API's ``options``, the demo's fields) set values and nothing
+else (:func:`check_options`): they cannot import (``custom_imports``, ``_base_``, ``_scope_``), a ``type`` must
+name a registered component, and a key must be one the config has, or one the component it lands in takes:
+a misspelled key fails with one line naming the closest known ones.
 """
 from __future__ import annotations
 
 import argparse
 import ast
+import difflib
+import importlib
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence, Union
 
 from .errors import UserError
 
@@ -33,7 +40,14 @@ PIPELINE_CONFIGS = ("full_pipeline", "full_pipeline_sam", "full_pipeline_sam2", 
                     "tagger_only", "tiny_random")
 
 #: the config keys that are pipeline stages
-STAGE_KEYS = ("tagger", "boxable_filter", "detector", "mask_head", "segmenter", "stuff_segmenter")
+STAGE_KEYS = ("tagger", "boxable_filter", "detector", "mask_head", "segmenter", "stuff_segmenter", "captioner")
+#: top-level keys a pipeline config may leave out and an override may still set
+OPTIONAL_KEYS = STAGE_KEYS + ("vocabulary", "device", "precision", "batch_size", "clip_boxes", "writers")
+#: keys an override may never set: they import Python code or switch registries (a config file you name may)
+IMPORTING_KEYS = ("custom_imports", "_base_", "_scope_")
+
+#: ``--cfg-options`` strings, or a mapping of dotted keys to values
+Options = Union[Sequence[str], Mapping[str, Any], None]
 
 
 def _written_keys(node: ast.AST) -> Optional[dict]:
@@ -129,27 +143,118 @@ def resolve_config(name: str) -> Path:
     raise UserError(f"Config {name!r} not found (looked at {name} and {root}/{name}[.py])")
 
 
-def load_config(name: str, options: Optional[Sequence[str]] = None):
-    """The mmengine ``Config`` of ``name`` (:func:`resolve_config`) with ``key=value`` overrides; a stage whose
-    ``type`` the file changes from its ``_base_``'s is the file's own dict (module docstring)."""
-    from mmengine.config import Config, DictAction
+def load_config(name: str, options: Options = None):
+    """The mmengine ``Config`` of ``name`` (:func:`resolve_config`) with overrides (``KEY=VALUE`` strings or a
+    mapping, checked by :func:`check_options`); a stage whose ``type`` the file changes from its ``_base_``'s is
+    the file's own dict, and ``custom_imports`` add up along the ``_base_`` chain (module docstring)."""
+    from mmengine.config import Config
 
     path = resolve_config(name)
     try:
         cfg = Config.fromfile(str(path))
+        _add_base_imports(cfg, path)
         _replace_swapped_stages(cfg, path)
     except ImportError as e:
         raise UserError(f"{path}: cannot import a package named in custom_imports ({e})") from None
     except Exception as e:
         raise UserError(f"{path}: invalid config ({type(e).__name__}: {e})") from None
     if options:
-        for opt in options:
-            if "=" not in opt or not opt.split("=", 1)[0].strip():
-                raise UserError(f"--cfg-options {opt!r}: expected KEY=VALUE, e.g. detector.box_threshold=0.3")
-        parser = argparse.ArgumentParser()
-        parser.add_argument("--o", nargs="+", action=DictAction)
+        given = parse_options(options) if not isinstance(options, Mapping) else dict(options)
+        known = set(cfg.keys())
         try:
-            cfg.merge_from_dict(parser.parse_args(["--o", *options]).o)
-        except Exception as e:  # DictAction's asserts on unbalanced brackets, a key through a non-dict entry
-            raise UserError(f"--cfg-options {' '.join(options)}: {type(e).__name__}: {e}") from None
+            cfg.merge_from_dict(given)
+        except Exception as e:  # a key through a non-dict entry
+            raise UserError(f"--cfg-options {_shown(given)}: {type(e).__name__}: {e}") from None
+        check_options(cfg, given, known=known, where=str(path))
     return cfg
+
+
+def _shown(given: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in given.items())
+
+
+def parse_options(options: Sequence[str]) -> dict[str, Any]:
+    """``["a.b=1", "c=[x,y]"]`` -> ``{"a.b": 1, "c": ["x", "y"]}`` (mmengine's ``DictAction`` value syntax)."""
+    from mmengine.config import DictAction
+
+    for opt in options:
+        if "=" not in opt or not opt.split("=", 1)[0].strip():
+            raise UserError(f"--cfg-options {opt!r}: expected KEY=VALUE, e.g. detector.box_threshold=0.3")
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--o", nargs="+", action=DictAction)
+    try:
+        return dict(parser.parse_args(["--o", *options]).o)
+    except Exception as e:  # DictAction's asserts on unbalanced brackets
+        raise UserError(f"--cfg-options {' '.join(options)}: {type(e).__name__}: {e}") from None
+
+
+def _closest(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, sorted(set(choices)), n=3, cutoff=0.6)
+    return f"; closest: {', '.join(close)}" if close else ""
+
+
+def check_options(cfg, given: Mapping[str, Any], *, known: set[str], where: str) -> None:
+    """Overrides ``given`` (dotted key -> value, already merged into ``cfg``) set values only: no key that
+    imports (:data:`IMPORTING_KEYS`), every ``type`` registered, every key one the config has (``known``: its
+    top-level keys before the overrides, plus :data:`OPTIONAL_KEYS`) or one the component it lands in takes.
+    :class:`UserError` naming the key and the closest known ones otherwise."""
+    from .registry import accepted_keywords, find_type, registered_names
+
+    for key, value in given.items():
+        parts = key.split(".")
+        bad = [p for p in parts if p in IMPORTING_KEYS]
+        if bad:
+            raise UserError(f"--cfg-options {key}: {bad[0]} cannot be set by an override (it imports code or "
+                            "switches registries); put it in a config file of yours and pass that file as --config")
+        if parts[0] not in known and parts[0] not in OPTIONAL_KEYS:
+            raise UserError(f"--cfg-options {key}: {where} has no entry {parts[0]!r}"
+                            f"{_closest(parts[0], known | set(OPTIONAL_KEYS))}")
+        if parts[-1] == "type" and (not isinstance(value, str) or find_type(value) is None):
+            raise UserError(f"--cfg-options {key}={value}: not a registered component (a plugin's package must be "
+                            f"in the config's custom_imports){_closest(str(value), registered_names())}")
+        node: Any = cfg
+        for i, part in enumerate(parts[:-1]):
+            node = node.get(part) if hasattr(node, "get") else None
+            if not hasattr(node, "get"):
+                break
+            nxt = parts[i + 1]
+            component = find_type(node["type"]) if isinstance(node.get("type"), str) else None
+            if component is None or nxt in ("type", "_delete_"):
+                continue
+            takes = accepted_keywords(component)
+            if takes is not None and nxt not in takes:
+                raise UserError(f"--cfg-options {key}: {node['type']} takes no argument {nxt!r}"
+                                f"{_closest(nxt, takes)}")
+
+
+def _add_base_imports(cfg, path: Path) -> None:
+    """Make ``cfg.custom_imports`` the union of the imports of ``path`` and its ``_base_`` chain (base first) and
+    import the ones mmengine left out (it keeps only the child's list)."""
+    from mmengine.config import Config
+
+    imports: list[str] = []
+    seen: set[Path] = set()
+
+    def collect(p: Path) -> None:
+        if p in seen or not p.is_file():
+            return
+        seen.add(p)
+        for base in _stage_dicts(p)[1]:
+            collect(base.resolve())
+        own = Config.fromfile(str(p), import_custom_modules=False).get("custom_imports") or {}
+        listed = own.get("imports", []) if hasattr(own, "get") else []
+        for module in [listed] if isinstance(listed, str) else listed:
+            if module not in imports:
+                imports.append(module)
+
+    collect(path.resolve())
+    current = cfg.get("custom_imports") or {}
+    have = current.get("imports", []) if hasattr(current, "get") else []
+    have = [have] if isinstance(have, str) else list(have)
+    if not imports or imports == have:
+        return
+    merged = have + [m for m in imports if m not in have]
+    for module in merged:
+        if module not in have:
+            importlib.import_module(module)
+    cfg.custom_imports = {**(current.to_dict() if hasattr(current, "to_dict") else dict(current)), "imports": merged}

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator, Optional
@@ -28,6 +29,11 @@ def _new_file_mode() -> int:
 
 
 _NEW_FILE_MODE = _new_file_mode()
+
+
+def new_file_mode() -> int:
+    """The permission bits a new file gets under this process's umask (``0o666 & ~umask``)."""
+    return _NEW_FILE_MODE
 
 
 def fsync_dir(path: os.PathLike | str) -> None:
@@ -57,7 +63,8 @@ def atomic_open(path: os.PathLike | str, mode: str = "wb", *, encoding: str = "u
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        perm = path.stat().st_mode & 0o777
+        st = os.lstat(path)  # a link's target is never looked at, nor written
+        perm = st.st_mode & 0o777 if stat.S_ISREG(st.st_mode) else _NEW_FILE_MODE
     except OSError:
         perm = _NEW_FILE_MODE
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:100]}.", suffix=".part")

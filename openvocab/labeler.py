@@ -70,9 +70,7 @@ class Labeler:
         """
         from .hub import set_checkpoint_dirs
 
-        cfg = load_config(config)
-        if options:
-            cfg.merge_from_dict(dict(options))
+        cfg = load_config(config, dict(options or {}))
         if checkpoint_dirs:
             set_checkpoint_dirs(list(checkpoint_dirs))
         try:

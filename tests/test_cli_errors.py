@@ -64,6 +64,15 @@ def _table(d):
         (["download", "--config", "tiny_random", "--bogus"], 2, "unrecognized arguments: --bogus"),
         (["demo", "--config", "no_such_config"], 2, "Config 'no_such_config' not found"),
         (["demo", "--port", "0"], 2, "argument --port/-p"),
+        (["demo", "--port", "70000"], 2, "a port is 1..65535, got 70000"),
+        (["train", "train/tagger_tiny", "--work-dir", f"{f}/wd"], 2,
+         "training data not found: train_dataloader.dataset.ann_file=data/synthetic/train/tags.jsonl"),
+        (["tag", IMG, "--config", "tiny_random", "--cfg-options", "detectr.box_threshold=0.9"], 2,
+         "has no entry 'detectr'; closest: detector"),
+        (["tag", IMG, "--config", "tiny_random", "--cfg-options", "custom_imports.imports=[os]"], 2,
+         "custom_imports cannot be set by an override"),
+        (["detect", "a cat", IMG, "--config", "tiny_random", "--cfg-options", "detector.type=os.system"], 2,
+         "not a registered component"),
         (["tag", IMG, "--config", "no_such_config"], 2, "Config 'no_such_config' not found"),
         (["detect", "a cat", IMG, "--config", "tiny_random", "--device", "banana"], 2, "banana"),
     ]
@@ -132,3 +141,25 @@ def test_a_torch_file_named_safetensors_says_what_it_is(tmp_path, what):
     junk.write_bytes(np.arange(64, dtype=np.uint8).tobytes())
     with pytest.raises(CheckpointError, match="junk.safetensors: not a valid safetensors file"):
         read_state_dict(junk)
+
+
+def test_train_without_its_data_leaves_no_work_dir(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "train/tagger_tiny", "--work-dir", str(tmp_path / "wd")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and "training data not found" in err
+    assert not (tmp_path / "wd").exists()
+
+
+def test_demo_on_a_port_in_use_is_one_line(capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        rc = main(["demo", "--config", "tiny_random", "--port", str(port)])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("openvocab demo:")]
+    assert "Traceback" not in err and rc == 1 and len(lines) == 1, err
+    assert f"cannot serve the demo on 127.0.0.1:{port}" in lines[0] and "--port" in lines[0]

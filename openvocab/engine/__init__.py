@@ -6,7 +6,7 @@ writer thread, and the engines that run the pipeline (local threads, or a Ray cl
 from .job import (ENGINES, FORMATS, JobError, JobSummary, RayOptions, parse_formats, recorded_results, run_job,
                   setup_pipeline)
 from .lock import OutputLock, OutputLockedError
-from .sink import OutputError
+from ..outdir import OutputError
 from .state import JobState, StateError
 
 __all__ = ["run_job", "setup_pipeline", "JobSummary", "JobError", "RayOptions", "FORMATS", "ENGINES", "parse_formats",

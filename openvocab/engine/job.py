@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 from .. import __version__, hub
 from ..errors import UserError
+from ..fileio import new_file_mode
 from ..images import ImageLoadError, load_image
 from ..inputs import InputItem, InputProblem, collect_inputs
 from ..jsonio import encode_line
@@ -29,11 +30,13 @@ from ..registry import WRITERS
 from ..serialize import result_from_dict
 from ..structures import ImageResult
 from ..image_root import common_root, outside_root
+from ..outdir import (TEMP_SUFFIX, OutputError, describe_os_error, make_dirs, refuse_foreign, remove_outputs,
+                      remove_stale_temp)
 from ..writers.base import Writer, WriterContext, atomic_open, atomic_write_text, class_list
 from .fingerprint import describe_changes, job_fingerprint
 from .loader import default_workers
 from .lock import OutputLock
-from .sink import OutputError, ResultSink
+from .sink import ResultSink
 from .state import STATE_DIR, JobState
 
 log = logging.getLogger("openvocab")
@@ -50,6 +53,10 @@ FORMATS: dict[str, dict] = {
 ENGINES = ("local", "ray")
 #: the job's class list, one name per line: line ``i`` is YOLO class ``i`` and COCO category ``i + 1``
 CLASSES_FILE = "classes.txt"
+#: one ``{"file", "error"}`` line per input that gave no labels
+FAILURES_FILE = "failures.jsonl"
+#: the files every job writes beside its writers' outputs
+JOB_FILES = (FAILURES_FILE, CLASSES_FILE)
 
 
 class JobError(UserError):
@@ -127,50 +134,75 @@ def run_job(pipeline: Pipeline, inputs: Sequence[str], out_dir: str | Path, *,
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
     names = parse_formats(list(formats) + (["vis"] if vis else []))
+    writers = _build_writers(names, dict(writer_options or {}))
+    planned = _planned_outputs(writers)
     start = time.monotonic()
-    out = _output_folder(out_dir)
+    out = _output_folder(out_dir, planned)
     with OutputLock(out):
         state = JobState(out)
         try:
-            return _run(pipeline, inputs, out, state, names=names, batch_size=batch_size, workers=workers,
-                        resume=resume, overwrite=overwrite, max_pixels=max_pixels, progress=progress,
-                        engine=engine, ray=ray or RayOptions(), writer_options=dict(writer_options or {}),
-                        image_root=image_root, start=start)
+            return _run(pipeline, inputs, out, state, writers=writers, planned=planned, batch_size=batch_size,
+                        workers=workers, resume=resume, overwrite=overwrite, max_pixels=max_pixels, progress=progress,
+                        engine=engine, ray=ray or RayOptions(), image_root=image_root, start=start)
         finally:
             state.close()
 
 
-def _output_folder(out_dir: str | Path) -> Path:
+def _output_folder(out_dir: str | Path, planned: Sequence[str]) -> Path:
+    """The output folder, made if missing, with its record folder. A folder that holds no job record yet may hold
+    anything but the entries this job will write (:mod:`openvocab.outdir`): those are refused before anything
+    is made."""
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise JobError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and not os.path.lexists(out / STATE_DIR):
+        refuse_foreign(out, planned, owned=(), error=JobError)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        (out / STATE_DIR).mkdir(exist_ok=True)
-        with tempfile.TemporaryFile(dir=out / STATE_DIR):
+        make_dirs(out, STATE_DIR)
+        with tempfile.TemporaryFile(dir=out / STATE_DIR, prefix=".probe.", suffix=TEMP_SUFFIX):
             pass
+    except OutputError as e:
+        raise JobError(f"cannot write in the output folder: {e}") from None
     except OSError as e:
-        raise JobError(f"cannot write in the output folder {out}: {e.strerror or e}") from None
+        raise JobError(f"cannot write in the output folder: {describe_os_error(e, out)}") from None
     return out.resolve()
 
 
-def _run(pipeline: Pipeline, inputs: Sequence[str], out: Path, state: JobState, *, names: list[str],
-         batch_size: int, workers: int, resume: bool, overwrite: bool, max_pixels: Optional[int], progress: bool,
-         engine: str, ray: RayOptions, writer_options: dict, image_root: Optional[str | Path],
-         start: float) -> JobSummary:
+def _planned_outputs(writers: Sequence[Writer]) -> list[str]:
+    """Every entry the job will make directly in the output folder; two writers may not share one."""
+    seen: dict[str, str] = {}
+    for w in writers:
+        for name in w.outputs():
+            if name in seen or name in JOB_FILES or name == STATE_DIR:
+                other = seen.get(name, "the job itself")
+                raise JobError(f"two outputs would be written to the same place, {name!r}: {type(w).__name__} and "
+                               f"{other}; give one of them another subdir/filename")
+            seen[name] = type(w).__name__
+    return list(seen) + list(JOB_FILES)
+
+
+def _run(pipeline: Pipeline, inputs: Sequence[str], out: Path, state: JobState, *, writers: list[Writer],
+         planned: list[str], batch_size: int, workers: int, resume: bool, overwrite: bool, max_pixels: Optional[int],
+         progress: bool, engine: str, ray: RayOptions, image_root: Optional[str | Path], start: float) -> JobSummary:
     from tqdm import tqdm
 
     items, problems = collect_inputs(list(inputs), exclude=[out])
+    owned = _owned_outputs(state.meta(), out)
+    if not overwrite:  # before the models load: a user's file in the way stops the job at once
+        refuse_foreign(out, planned, owned, error=JobError)
     with hub.recording() as files:
         setup_pipeline(pipeline)  # a missing checkpoint stops the job here, before any output is touched
     fingerprint = job_fingerprint(stages=pipeline.stage_configs, vocabulary=pipeline.vocabulary,
                                   precision=pipeline.precision, clip_boxes=pipeline.clip_boxes, files=files)
-    meta = _check_reuse(state, out, fingerprint, resume=resume, overwrite=overwrite)
+    meta, owned = _check_reuse(state, out, fingerprint, resume=resume, overwrite=overwrite, owned=owned)
+    refuse_foreign(out, planned, owned, error=JobError)
+    remove_stale_temp(out, owned)  # what a killed run left half-written
     classes = meta.get("classes") if resume and "classes" in meta else pipeline.class_names()
     root = _image_root(image_root, meta.get("image_root") if resume else None, items)
     state.set_meta({"fingerprint": fingerprint, "classes": classes, "image_root": root,
                     "openvocab_version": __version__, "created": meta.get("created", time.time()),
-                    "updated": time.time()})
+                    "updated": time.time(), OUTPUTS_KEY: sorted(set(owned) | set(planned))})
     done = state.done_keys(i.key for i in items)
     todo = [i for i in items if i.key not in done]
     summary = JobSummary(total=len(items) + len(problems), skipped=len(items) - len(todo),
@@ -178,15 +210,14 @@ def _run(pipeline: Pipeline, inputs: Sequence[str], out: Path, state: JobState, 
     if summary.kept:
         log.warning("%d finished images in %s are not inputs of this run: kept in the record, left out of the "
                     "outputs (run with them to include them)", summary.kept, out)
-    writers = _open_writers(names, out, writer_options, WriterContext(
+    _open_writers(writers, out, WriterContext(
         classes=None if classes is None else tuple(classes), names={i.file: i.name for i in items},
         load_image=_reload, image_root=root, replay=True))
-    failures_path = out / "failures.jsonl"
-    failures_path.write_bytes(b"")
+    failures_path = out / FAILURES_FILE
     bar = tqdm(total=len(todo) + len(problems), unit="img", desc="labeling", disable=not progress,
                dynamic_ncols=True, smoothing=0.1)
-    sink = ResultSink(state, [w for w in writers if w.per_image], failures_path, threaded=workers > 0 or engine == "ray",
-                      progress=bar, reload=_reload)
+    sink = ResultSink(state, [w for w in writers if w.per_image], _fresh_file(failures_path),
+                      threaded=workers > 0 or engine == "ray", progress=bar, reload=_reload)
     finished = False
     try:
         for p in problems:
@@ -218,13 +249,33 @@ def setup_pipeline(pipeline: Pipeline) -> Pipeline:
         raise JobError(f"cannot set up the pipeline: {e}") from None
 
 
-def _check_reuse(state: JobState, out: Path, fingerprint: dict, *, resume: bool, overwrite: bool) -> dict:
+#: the job record's list of the entries the job made directly in its output folder
+OUTPUTS_KEY = "outputs"
+
+
+def _owned_outputs(meta: dict, out: Path) -> list[str]:
+    """The entries of ``out`` the recorded job made. A record of openvocab <= 0.1 does not list them: there, the
+    standard output names that exist are its own."""
+    if OUTPUTS_KEY in meta:
+        return list(meta[OUTPUTS_KEY])
+    if "fingerprint" not in meta:
+        return []
+    standard = {n for cfg in FORMATS.values() for n in WRITERS.build(dict(cfg)).outputs()} | set(JOB_FILES)
+    return sorted(n for n in standard if os.path.lexists(out / n))
+
+
+def _check_reuse(state: JobState, out: Path, fingerprint: dict, *, resume: bool, overwrite: bool,
+                 owned: list[str]) -> tuple[dict, list[str]]:
+    """``(meta, owned)`` of the recorded job this run continues; ``--overwrite`` removes its outputs first."""
     meta = state.meta()
     used = state.count() > 0
-    if used and overwrite:
-        backup = state.reset()
-        log.warning("--overwrite: starting over in %s (the old record is kept as %s)", out, backup)
-        return {}
+    if overwrite and (used or owned):
+        remove_outputs(out, owned)
+        if used:
+            backup = state.reset()
+            log.warning("--overwrite: starting over in %s (the previous job's outputs are removed; its record is "
+                        "kept as %s)", out, backup)
+        return {}, []
     if used and not resume:
         raise JobError(f"{out} already holds {state.count()} labeled images of an earlier job: add --resume to "
                        "continue it, --overwrite to start over, or choose another --out")
@@ -234,7 +285,7 @@ def _check_reuse(state: JobState, out: Path, fingerprint: dict, *, resume: bool,
             raise JobError(f"cannot resume {out}: this job differs from the one that wrote it:\n  - "
                            + "\n  - ".join(changes)
                            + "\n  Resume with the original settings, or use --overwrite to start over.")
-    return meta
+    return meta, owned
 
 
 def _image_root(given: Optional[str | Path], recorded: Optional[str], items: Sequence[InputItem]) -> str:
@@ -260,18 +311,42 @@ def _image_root(given: Optional[str | Path], recorded: Optional[str], items: Seq
     return root
 
 
-def _open_writers(names: list[str], out: Path, options: dict, context: WriterContext) -> list[Writer]:
+def _build_writers(names: list[str], options: dict) -> list[Writer]:
+    """The writers of ``names`` with their options (a bad option is a :class:`JobError`, before anything is made)."""
     writers = []
     for n in names:
         opts = {**FORMATS[n], **dict(options.get(n) or {})}
         try:
-            w = WRITERS.build(opts)
-            w.open(out, context=context)
+            writers.append(WRITERS.build(opts))
         except (TypeError, ValueError, KeyError, ImportError) as e:
             given = {k: v for k, v in opts.items() if k != "type"}
             raise JobError(f"writer {n!r} ({opts['type']}, options {given}): {e}") from None
-        writers.append(w)
     return writers
+
+
+def _open_writers(writers: list[Writer], out: Path, context: WriterContext) -> None:
+    for w in writers:
+        try:
+            w.open(out, context=context)
+        except (TypeError, ValueError, KeyError, ImportError) as e:
+            raise JobError(f"writer {type(w).__name__}: {e}") from None
+
+
+def _fresh_file(path: Path):
+    """A new, empty ``path`` open for appending (binary): made as a temp file and renamed over ``path``, so a link
+    or a file planted there is replaced, never written through."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    except OSError as e:
+        raise OutputError(f"cannot write {describe_os_error(e, path)}") from None
+    try:
+        os.chmod(tmp, new_file_mode())
+        os.replace(tmp, path)
+    except OSError as e:
+        os.close(fd)
+        os.unlink(tmp)
+        raise OutputError(f"cannot write {describe_os_error(e, path)}") from None
+    return os.fdopen(fd, "ab")
 
 
 def _engine(name: str) -> Callable:
@@ -325,19 +400,24 @@ def _loads(text: str) -> Any:
 def _finish(writers: list[Writer], state: JobState, items: Sequence[InputItem], problems: Sequence[InputProblem],
             failures_path: Path, classes: Optional[Sequence[str]]) -> None:
     results = recorded_results(state, items)
+    kept = f"(every finished image is kept in {state.path})"
     try:
         for w in writers:
-            w.finish(results)
-            w.close()
+            try:
+                w.finish(results)
+                w.close()
+            except (OSError, OutputError):
+                raise
+            except Exception as e:  # noqa: BLE001 - a writer's library failing (Datumaro...): one line, resumable
+                raise OutputError(f"{type(w).__name__} cannot write its output ({type(e).__name__}: {e}); rerun "
+                                  f"with --resume {kept}") from None
         atomic_write_text(failures_path.parent / CLASSES_FILE,
                           "".join(n + "\n" for n in class_list(classes, results())))
         with atomic_open(failures_path, "wb") as f:
             for rec in _failures(state, items, problems):
                 f.write(encode_line(rec))
     except OSError as e:
-        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
-        raise OutputError(f"cannot write the outputs: {e.strerror or e}{where}; every finished image is kept in "
-                          f"{state.path}: free space and rerun with --resume") from None
+        raise OutputError(f"cannot write the outputs: {describe_os_error(e)} {kept}") from None
 
 
 def _failures(state: JobState, items: Sequence[InputItem], problems: Sequence[InputProblem]) -> list[dict]:

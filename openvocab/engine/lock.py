@@ -12,13 +12,13 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import sys
 from pathlib import Path
 from typing import Optional
 
 from ..errors import RunError
-
-from .state import STATE_DIR
+from ..outdir import STATE_DIR, OutputError, describe_os_error, make_dirs
 
 
 class OutputLockedError(RunError):
@@ -34,8 +34,16 @@ class OutputLock:
         self._fd: Optional[int] = None
 
     def acquire(self) -> "OutputLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        make_dirs(self.out_dir, STATE_DIR)
+        try:  # never through a link planted there, never a file that has other names (a hard link)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+        except OSError as e:
+            raise OutputError(f"cannot open the job's lock: {describe_os_error(e, self.path)}") from None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            os.close(fd)
+            raise OutputError(f"{self.path}: not a plain file of its own (a hard link or a special file); the job "
+                              "never writes into it: remove it, then rerun")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

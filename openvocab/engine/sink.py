@@ -12,14 +12,13 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, BinaryIO, Callable, Optional, Sequence
 
 import numpy as np
 
-from ..errors import RunError
 from ..inputs import InputItem
 from ..jsonio import dumps, encode_line
+from ..outdir import OutputError, describe_os_error
 from ..serialize import result_to_dict
 from ..structures import ImageResult
 from ..writers.base import Writer
@@ -28,10 +27,6 @@ from .state import JobState
 log = logging.getLogger("openvocab")
 
 _STOP = object()
-
-
-class OutputError(RunError):
-    """Outputs cannot be written (disk full, read-only folder...): the job stops; finished work is kept."""
 
 
 @dataclass
@@ -46,7 +41,8 @@ class ResultSink:
     Args:
         state: the job record.
         writers: per-image writers (:attr:`Writer.per_image`), opened.
-        failures_path: ``failures.jsonl``, appended to as failures happen.
+        failures_file: ``failures.jsonl`` open for writing (binary), appended to as failures happen; the sink
+            closes it.
         threaded: write on a background thread (``False``: in the caller's thread, no overlap).
         progress: a ``tqdm`` bar advanced once per recorded image.
         max_pending: images waiting for the writer thread before the engine blocks (memory bound).
@@ -54,7 +50,7 @@ class ResultSink:
         reload: reads an image again when a writer needs pixels the engine did not send (Ray).
     """
 
-    def __init__(self, state: JobState, writers: Sequence[Writer], failures_path: Path, *, threaded: bool = True,
+    def __init__(self, state: JobState, writers: Sequence[Writer], failures_file: BinaryIO, *, threaded: bool = True,
                  progress: Any = None, max_pending: int = 16, commit_every: int = 64,
                  reload: Optional[Callable[[str], Optional[np.ndarray]]] = None) -> None:
         self.state, self.writers = state, list(writers)
@@ -62,7 +58,7 @@ class ResultSink:
         self.needs_image = any(w.needs_image for w in self.writers)
         self.progress, self.commit_every = progress, commit_every
         self.counts = SinkCounts()
-        self._fail_file = open(failures_path, "ab")
+        self._fail_file = failures_file
         self._rows: list[tuple[str, str, str]] = []
         self._fails: list[tuple[str, str, str]] = []
         self._error: Optional[BaseException] = None
@@ -141,9 +137,10 @@ class ResultSink:
             for w in self.writers:
                 if image is not None or not w.needs_image:
                     w.write(payload, image)
+        except OutputError:
+            raise
         except OSError as e:
-            raise OutputError(f"cannot write the outputs of {item.file}: {e.strerror or e}"
-                              f"{' (' + e.filename + ')' if getattr(e, 'filename', None) else ''}") from None
+            raise OutputError(f"cannot write the outputs of {item.file}: {describe_os_error(e)}") from None
         except Exception as e:  # noqa: BLE001 - a result a writer cannot render: listed, redone on resume
             self._record_failure(item, f"cannot write its outputs: {type(e).__name__}: {e}")
             return
@@ -160,7 +157,7 @@ class ResultSink:
             self._fail_file.write(encode_line(rec))
             self._fail_file.flush()
         except OSError as e:
-            raise OutputError(f"cannot write failures.jsonl: {e.strerror or e}") from None
+            raise OutputError(f"cannot write failures.jsonl: {describe_os_error(e)}") from None
 
     def _commit(self) -> None:
         if not self._rows and not self._fails:

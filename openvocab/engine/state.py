@@ -15,6 +15,7 @@ run over the same inputs.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -24,9 +25,11 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 from ..errors import RunError
 from ..jsonio import dumps
+from ..outdir import STATE_DIR
 
-STATE_DIR = ".openvocab"
 STATE_FILE = "state.sqlite"
+#: the files SQLite keeps beside the database
+_SIDE_FILES = ("-wal", "-shm", "-journal")
 _LEGACY_JOURNAL = "journal.jsonl"
 
 _SCHEMA = """
@@ -40,6 +43,16 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 class StateError(RunError):
     """The job record cannot be read or written (corrupt database, disk full...)."""
+
+
+def _problem(e: sqlite3.Error) -> str:
+    """What a SQLite error means for the user, and what to do."""
+    text = str(e)
+    if "full" in text:
+        return "the disk is full: free space, then rerun with --resume"
+    if "readonly" in text or "read-only" in text:
+        return "the folder is read-only: make it writable (or choose another --out), then rerun with --resume"
+    return f"{text}; move the record away to start over"
 
 
 def _text(s: str) -> str:
@@ -60,6 +73,10 @@ class JobState:
         self.dir = Path(out_dir) / STATE_DIR
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / STATE_FILE
+        for p in (self.path, *(self.path.with_name(STATE_FILE + s) for s in _SIDE_FILES)):
+            if p.is_symlink() or (os.path.lexists(p) and not p.is_file()):
+                raise StateError(f"{p}: a symbolic link or not a file; the job record is never written through one: "
+                                 "remove it, then rerun")
         fresh = not self.path.exists()
         try:
             self._db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None,
@@ -67,8 +84,8 @@ class JobState:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as e:
-            raise StateError(f"{self.path}: cannot open the job record ({e}); move it away to start over") from None
+        except sqlite3.Error as e:
+            raise StateError(f"{self.path}: cannot open the job record: {_problem(e)}") from None
         if fresh:
             self._import_legacy_journal()
 
@@ -78,9 +95,12 @@ class JobState:
         return {name: json.loads(value) for name, value in rows}
 
     def set_meta(self, values: dict) -> None:
-        with self._transaction():
-            self._db.executemany("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
-                                 [(k, dumps(v)) for k, v in values.items()])
+        try:
+            with self._transaction():
+                self._db.executemany("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
+                                     [(k, dumps(v)) for k, v in values.items()])
+        except sqlite3.Error as e:
+            raise StateError(f"{self.path}: cannot save the job's settings: {_problem(e)}") from None
 
     # ------------------------------------------------------------------ results
     def count(self) -> int:
@@ -110,8 +130,8 @@ class JobState:
                     self._db.executemany("INSERT OR REPLACE INTO failures (key, file, error, failed) "
                                          "VALUES (?, ?, ?, ?)",
                                          [(_text(k), _text(f), e, now) for k, f, e in failures])
-        except sqlite3.OperationalError as e:  # disk full, read-only folder...
-            raise StateError(f"{self.path}: cannot record finished images ({e})") from None
+        except sqlite3.Error as e:  # disk full, read-only folder...
+            raise StateError(f"{self.path}: cannot record finished images: {_problem(e)}") from None
 
     def result_json(self, key: str) -> Optional[str]:
         row = self._db.execute("SELECT result FROM results WHERE key = ?", (_text(key),)).fetchone()
@@ -130,10 +150,13 @@ class JobState:
         """Start over (``--overwrite``): the old record is kept beside, renamed with a time stamp."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
         backup = self.dir / f"state.{stamp}.sqlite"
-        self._db.execute("VACUUM INTO ?", (str(backup),))
-        with self._transaction():
-            for table in ("results", "failures", "meta"):
-                self._db.execute(f"DELETE FROM {table}")
+        try:
+            self._db.execute("VACUUM INTO ?", (str(backup),))
+            with self._transaction():
+                for table in ("results", "failures", "meta"):
+                    self._db.execute(f"DELETE FROM {table}")
+        except sqlite3.Error as e:
+            raise StateError(f"{self.path}: cannot start over: {_problem(e)}") from None
         return backup
 
     def close(self) -> None:
@@ -171,7 +194,16 @@ class _Transaction:
         return self.db
 
     def __exit__(self, exc_type, exc, tb):
-        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        if exc_type is None:
+            try:
+                self.db.execute("COMMIT")
+                return False
+            except sqlite3.Error:
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("ROLLBACK")
+                raise
+        with contextlib.suppress(sqlite3.Error):
+            self.db.execute("ROLLBACK")
         return False
 
 

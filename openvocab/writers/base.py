@@ -22,6 +22,7 @@ import numpy as np
 
 from ..fileio import atomic_open  # noqa: F401  (re-exported: writers use it)
 from ..image_root import relative_name
+from ..outdir import make_dirs, plain_name  # noqa: F401  (writers use them)
 from ..jsonio import dumps
 from ..structures import ImageResult
 
@@ -162,6 +163,12 @@ class Writer:
         self._closed = True
         self._kept = []
         self._close()
+
+    def outputs(self) -> list[str]:
+        """The entries this writer makes directly in the output folder (its ``subdir``, else its ``filename``): a
+        job claims them as its own before it starts, and refuses to start where one is there and not its own."""
+        name = getattr(self, "subdir", None) or getattr(self, "filename", None)
+        return [name] if name else []
 
     def name_of(self, result: ImageResult) -> str:
         """The stem of ``result``'s per-image output files."""

@@ -27,7 +27,7 @@ from ..registry import WRITERS
 from ..serialize import region_to_dict, tag_to_dict
 from ..structures import ImageResult
 from ..jsonio import dumps
-from .base import Writer, atomic_open, class_list
+from .base import Writer, atomic_open, plain_name, class_list
 from .masks import mask_area
 
 
@@ -43,9 +43,7 @@ class CocoWriter(Writer):
 
     def __init__(self, *, filename: str = "coco.json", indent: Optional[int] = None) -> None:
         super().__init__()
-        if not filename or "/" in filename or "\\" in filename:
-            raise ValueError(f"filename must be a plain file name, got {filename!r}")
-        self.filename = filename
+        self.filename = plain_name(filename, "filename")
         self.indent = indent
 
     def finish(self, results: Callable[[], Iterable[ImageResult]]) -> None:
@@ -54,7 +52,7 @@ class CocoWriter(Writer):
         head = {"info": _info(), "licenses": [],
                 "categories": [{"id": cat_id[n], "name": n, "supercategory": "object"} for n in names]}
         path = self.out_dir / self.filename
-        with tempfile.TemporaryFile("w+", encoding="utf-8", dir=self.out_dir) as anns, \
+        with tempfile.TemporaryFile("w+", encoding="utf-8", dir=self.out_dir, prefix=f".{self.filename}.", suffix=".part") as anns, \
                 atomic_open(path, "w") as out:
             out.write(dumps(head, indent=self.indent)[:-1].rstrip() + ',\n"images": [')
             n_ann = 0

@@ -30,7 +30,7 @@ from typing import Callable, Iterable
 
 from ..registry import WRITERS
 from ..structures import ImageResult
-from .base import Writer
+from .base import Writer, make_dirs, plain_name
 from .coco import CocoWriter
 
 log = logging.getLogger("openvocab")
@@ -50,7 +50,7 @@ def _replace_folder(staged: Path, dest: Path) -> None:
     """Put the finished folder ``staged`` at ``dest`` (renames; the old ``dest`` is removed after)."""
     old = None
     if dest.exists() or dest.is_symlink():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}.part")
         os.replace(dest, old)
     os.replace(staged, dest)
     if old is not None:
@@ -65,9 +65,7 @@ class DatumaroWriter(Writer):
 
     def __init__(self, *, subdir: str) -> None:
         super().__init__()
-        if not subdir or "/" in subdir or "\\" in subdir:
-            raise ValueError(f"subdir must be a plain folder name, got {subdir!r}")
-        self.subdir = subdir
+        self.subdir = plain_name(subdir, "subdir")
 
     def _open(self) -> None:
         _datumaro()  # a missing library stops the job before any image is labeled
@@ -77,7 +75,7 @@ class DatumaroWriter(Writer):
 
     def finish(self, results: Callable[[], Iterable[ImageResult]]) -> None:
         dm = _datumaro()
-        with tempfile.TemporaryDirectory(dir=self.out_dir, prefix=f".{self.subdir}.") as tmp:
+        with tempfile.TemporaryDirectory(dir=self.out_dir, prefix=f".{self.subdir}.", suffix=".part") as tmp:
             src = Path(tmp) / "coco"
             coco = CocoWriter(filename="instances_default.json")
             coco.open(src / "annotations", context=self.context)
@@ -122,19 +120,16 @@ class FiftyOneWriter(CocoWriter):
 
     def __init__(self, *, subdir: str = "fiftyone", indent=None) -> None:
         super().__init__(filename="labels.json", indent=indent)
-        if not subdir or "/" in subdir or "\\" in subdir:
-            raise ValueError(f"subdir must be a plain folder name, got {subdir!r}")
-        self.subdir = subdir
+        self.subdir = plain_name(subdir, "subdir")
 
     def _open(self) -> None:
         if self.context.image_root is None:
             raise ValueError("the FiftyOne layout needs the job's image root")
-        root = self.out_dir / self.subdir
-        root.mkdir(parents=True, exist_ok=True)
+        root = make_dirs(self.out_dir, self.subdir)
         link = root / "data"
         target = os.path.abspath(self.context.image_root)
         if not (link.is_symlink() and os.readlink(link) == target):
-            tmp = root / f".data.{os.getpid()}.tmp"
+            tmp = root / f".data.{os.getpid()}.part"
             if tmp.is_symlink():
                 tmp.unlink()
             os.symlink(target, tmp, target_is_directory=True)

@@ -11,7 +11,7 @@ from ..jsonio import dumps
 from ..registry import WRITERS
 from ..serialize import result_to_dict
 from ..structures import ImageResult
-from .base import Writer, atomic_open
+from .base import Writer, atomic_open, plain_name
 
 
 def _line(result: ImageResult, file_name: str) -> str:
@@ -32,9 +32,7 @@ class JsonlWriter(Writer):
 
     def __init__(self, *, filename: str = "labels.jsonl") -> None:
         super().__init__()
-        if not filename or "/" in filename or "\\" in filename:
-            raise ValueError(f"filename must be a plain file name, got {filename!r}")
-        self.filename = filename
+        self.filename = plain_name(filename, "filename")
 
     def finish(self, results: Callable[[], Iterable[ImageResult]]) -> None:
         with atomic_open(self.out_dir / self.filename, "w") as f:

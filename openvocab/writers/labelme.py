@@ -20,7 +20,7 @@ import numpy as np
 
 from ..registry import WRITERS
 from ..structures import ImageResult
-from .base import Writer, atomic_write_json, atomic_write_text
+from .base import Writer, atomic_write_json, atomic_write_text, make_dirs, plain_name
 from .masks import decode_mask, mask_to_polygons
 
 LABELME_VERSION = "5.4.1"
@@ -47,8 +47,7 @@ class LabelMeWriter(Writer):
     def __init__(self, *, subdir: str = "labelme", polygons: bool = True, epsilon: float = 1.0,
                  max_points: Optional[int] = 100) -> None:
         super().__init__()
-        if not subdir:
-            raise ValueError("subdir must be a non-empty folder name")
+        plain_name(subdir, "subdir")
         if epsilon < 0:
             raise ValueError(f"epsilon must be >= 0, got {epsilon}")
         self.subdir = subdir
@@ -63,7 +62,7 @@ class LabelMeWriter(Writer):
         return self.out_dir / self.subdir
 
     def _open(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.out_dir, self.subdir)
 
     def finish(self, results: Callable[[], Iterable[ImageResult]]) -> None:
         for r in results():  # images finished by an earlier run: files it lacks are written

@@ -17,7 +17,7 @@ from xml.sax.saxutils import quoteattr
 from ..jsonio import dumps
 from ..registry import WRITERS
 from ..structures import ImageResult
-from .base import Writer, atomic_open, atomic_write_text
+from .base import Writer, atomic_open, atomic_write_text, make_dirs, plain_name
 from .masks import decode_mask, mask_to_polygons
 
 
@@ -34,8 +34,7 @@ class LabelStudioWriter(Writer):
     def __init__(self, *, subdir: str = "labelstudio", image_url: str = "/data/local-files/?d=",
                  epsilon: float = 1.0, max_points: Optional[int] = 100) -> None:
         super().__init__()
-        if not subdir or "/" in subdir or "\\" in subdir:
-            raise ValueError(f"subdir must be a plain folder name, got {subdir!r}")
+        plain_name(subdir, "subdir")
         if epsilon < 0:
             raise ValueError(f"epsilon must be >= 0, got {epsilon}")
         self.subdir, self.image_url = subdir, image_url
@@ -63,7 +62,7 @@ class LabelStudioWriter(Writer):
                 "predictions": [{"model_version": "openvocab", "result": items}]}
 
     def finish(self, results: Callable[[], Iterable[ImageResult]]) -> None:
-        root = self.out_dir / self.subdir
+        root = make_dirs(self.out_dir, self.subdir)
         with atomic_open(root / "tasks.json", "w") as f:
             f.write("[")
             for k, r in enumerate(results()):

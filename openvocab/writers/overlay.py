@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..registry import WRITERS
 from ..structures import ImageResult
-from .base import Writer, atomic_write_bytes
+from .base import Writer, atomic_write_bytes, make_dirs, plain_name
 from .label_layout import LabelLayout
 from .masks import decode_mask
 
@@ -79,8 +79,7 @@ class OverlayWriter(Writer):
                  font_size: Optional[int] = None, captions: bool = True, concepts: int = 2, format: str = "jpg",
                  quality: int = 90, max_side: Optional[int] = 2048, compress_level: int = 3) -> None:
         super().__init__()
-        if not subdir:
-            raise ValueError("subdir must be a non-empty folder name")
+        plain_name(subdir, "subdir")
         if not 0.0 <= mask_alpha <= 1.0:
             raise ValueError(f"mask_alpha must be in [0, 1], got {mask_alpha}")
         if max_tags < 0:
@@ -114,7 +113,7 @@ class OverlayWriter(Writer):
         return self.out_dir / self.subdir
 
     def _open(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.out_dir, self.subdir)
 
     def _path(self, result: ImageResult):
         return self.root / f"{self.name_of(result)}.{self.format}"

@@ -34,7 +34,7 @@ import numpy as np
 from ..image_root import split_of
 from ..registry import WRITERS
 from ..structures import ImageResult
-from .base import Writer, atomic_write_text
+from .base import Writer, atomic_write_text, make_dirs, plain_name
 from .masks import decode_mask, mask_to_polygons
 
 SPLITS = ("train", "val")
@@ -52,11 +52,10 @@ def _clip01(v: float) -> float:
 def place_image(src: str, dest: Path, mode: str) -> None:
     """Put image ``src`` at ``dest`` (a symbolic link to its absolute path, or a copy), atomically, replacing
     what is there."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
     target = os.path.abspath(src)
     if mode == "symlink" and os.path.islink(dest) and os.readlink(dest) == target:
         return
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name[:100]}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name[:100]}.", suffix=".part")
     os.close(fd)
     try:
         os.unlink(tmp)
@@ -87,8 +86,7 @@ class YoloWriter(Writer):
     def __init__(self, *, subdir: str = "yolo", segments: bool = False, val_fraction: float = 0.1,
                  images: str = "symlink", epsilon: float = 1.0) -> None:
         super().__init__()
-        if not subdir:
-            raise ValueError("subdir must be a non-empty folder name")
+        plain_name(subdir, "subdir")
         if not 0.0 <= float(val_fraction) <= 1.0:
             raise ValueError(f"val_fraction must be in [0, 1], got {val_fraction}")
         if images not in IMAGE_MODES:
@@ -109,8 +107,8 @@ class YoloWriter(Writer):
 
     def _open(self) -> None:
         for split in SPLITS:
-            (self.root / "labels" / split).mkdir(parents=True, exist_ok=True)
-            (self.root / "images" / split).mkdir(parents=True, exist_ok=True)
+            make_dirs(self.out_dir, self.subdir, "labels", split)
+            make_dirs(self.out_dir, self.subdir, "images", split)
         known = self.context.classes
         self.classes = {n: i for i, n in enumerate(known)} if known is not None else {}
         self._written = set()
