@@ -29,6 +29,8 @@ class BatchState:
 
     Attributes:
         images / infos / prepared: the batch as given to :meth:`~openvocab.pipeline.Pipeline.start`.
+        vocabulary: this batch's user classes instead of the tagger and the pipeline's vocabulary (the Python
+            API's per-call ``vocabulary``; ``None``: the pipeline's own).
         tags: each image's tags, boxable marked (set by ``tag``).
         detections: boxes (xyxy, original pixels, clipped) of the detector or segmenter (set by ``locate``).
         regions: the segmenter's masks per image (set by ``locate``); ``None`` when the mask head makes them
@@ -38,6 +40,7 @@ class BatchState:
     images: list[np.ndarray]
     infos: list[ImageInfo]
     prepared: Optional[list[PreparedImage]] = None
+    vocabulary: Optional[tuple[str, ...]] = None
     tags: Optional[list[Tags]] = None
     detections: Optional[list[Detections]] = None
     regions: Optional[list[Optional[Regions]]] = None
@@ -51,5 +54,5 @@ class BatchState:
             return None if values is None else [values[i]]
 
         return [BatchState(images=[self.images[i]], infos=[self.infos[i]], prepared=pick(self.prepared, i),
-                           tags=pick(self.tags, i), detections=pick(self.detections, i),
+                           vocabulary=self.vocabulary, tags=pick(self.tags, i), detections=pick(self.detections, i),
                            regions=pick(self.regions, i)) for i in range(len(self))]

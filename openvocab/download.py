@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import time
 from functools import partial
@@ -25,7 +26,7 @@ from typing import Optional, Sequence
 
 from . import __version__, hub
 from .hub import MissingFileError, RemoteFile, RemoteRepo
-from .writers.base import atomic_write_json, atomic_write_text
+from .writers.base import atomic_open, atomic_write_json, atomic_write_text
 
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
@@ -109,51 +110,80 @@ def download_files(files: Sequence[RemoteFile], dest: str | os.PathLike, *, repo
     """Put every file of ``files`` and every model repository of ``repos`` (as ``dest/org/name``) into ``dest``
     (see the module docstring); returns the manifest entries.
 
+    Every file and repository is tried, whatever failed before it; each failure is printed as it happens
+    (``label: what went wrong``) and the manifest lists what was fetched.
+
     Raises:
-        MissingFileError: a file that could not be had from any of its URLs, or whose sha256 is not the published
-            one (it is not kept); the files fetched before it stay.
+        IncompleteDownload: some files could not be had from any of their URLs, or had another sha256 than the
+            published one (not kept); it names each of them, and every other file is in ``dest``.
     """
     dest = Path(dest).expanduser()
     dest.mkdir(parents=True, exist_ok=True)
-    entries = []
+    entries: list[dict] = []
+    failed: list[str] = []
+
+    def attempt(label: str, fetch) -> None:
+        try:
+            entries.extend(fetch())
+        except MissingFileError as e:
+            failed.append(label)
+            print(f"{e}", file=sys.stderr, flush=True)
+
     for k, spec in enumerate(files, start=1):
-        target = dest / spec.filename
         label = f"[{k}/{len(files)}] {spec.filename}"
-        if target.is_file() and (not spec.sha256 or hub.sha256sum(target) == spec.sha256):
-            how = "already there"
-        elif (local := _local_copy(spec, target)) is not None:
-            shutil.copyfile(local, target)
-            how = f"copied from {local}"
-        else:
-            if hub.offline():
-                raise MissingFileError(f"{label}: not on this machine and downloads are off (HF_HUB_OFFLINE): "
-                                       f"get it from {' or '.join(spec.urls)}")
-            if not spec.urls:
-                raise MissingFileError(f"{label}: no download location is known")
-            errors = []
-            for url in spec.urls:
-                try:
-                    _fetch(url, target, label=label, progress=progress)
-                    how = f"downloaded from {url}"
-                    break
-                except OSError as e:
-                    errors.append(f"{url}: {getattr(e, 'reason', None) or e}")
-            else:
-                raise MissingFileError(f"{label}: download failed ({'; '.join(errors)})")
-        digest = hub.sha256sum(target)
-        if spec.sha256 and digest != spec.sha256:
-            target.unlink()
-            raise MissingFileError(f"{label}: sha256 {digest} is not the published {spec.sha256}; the file was "
-                                   f"discarded (from {' or '.join(spec.urls)})")
-        if progress:
-            print(f"{label}: {how}", flush=True)
-        entries.append({"file": spec.filename, "urls": spec.urls, "bytes": target.stat().st_size, "sha256": digest,
-                        "sha256_published": spec.sha256 is not None, "description": spec.description})
+        attempt(spec.filename, lambda spec=spec, label=label: [_download_file(spec, dest, label=label,
+                                                                              progress=progress)])
     for k, spec in enumerate(repos, start=1):
-        entries += download_repo(spec, dest, label=f"[repo {k}/{len(repos)}] {spec.repo}", progress=progress)
+        attempt(spec.repo, lambda spec=spec, k=k: download_repo(spec, dest, label=f"[repo {k}/{len(repos)}] {spec.repo}",
+                                                              progress=progress))
     manifest = {"config": config, "openvocab_version": __version__,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "files": entries,
                 "use": f"openvocab ... --checkpoint-dir {dest}"}
     atomic_write_json(dest / MANIFEST, manifest, indent=1)
     atomic_write_text(dest / SUMS, "".join(f"{e['sha256']}  {e['file']}\n" for e in entries))
+    if failed:
+        raise IncompleteDownload(f"{len(failed)} of {len(files) + len(repos)} files/repositories could not be fetched (each is named "
+                                 f"above): {', '.join(failed)}; the other {len(entries)} files are in {dest} "
+                                 f"({MANIFEST}); rerun to try the missing ones again")
     return entries
+
+
+class IncompleteDownload(MissingFileError):
+    """Some files of a download could not be had; every other file was fetched."""
+
+
+def _download_file(spec: RemoteFile, dest: Path, *, label: str, progress: bool) -> dict:
+    """Fetch one file into ``dest`` (or take it from the caches); its manifest entry (:class:`MissingFileError`
+    naming it when no URL gives it, or it is not the published one)."""
+    target = dest / spec.filename
+    if target.is_file() and (not spec.sha256 or hub.sha256sum(target) == spec.sha256):
+        how = "already there"
+    elif (local := _local_copy(spec, target)) is not None:
+        with open(local, "rb") as src, atomic_open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 24)
+        how = f"copied from {local}"
+    else:
+        if hub.offline():
+            raise MissingFileError(f"{label}: not on this machine and downloads are off (HF_HUB_OFFLINE): "
+                                   f"get it from {' or '.join(spec.urls)}")
+        if not spec.urls:
+            raise MissingFileError(f"{label}: no download location is known")
+        errors = []
+        for url in spec.urls:
+            try:
+                _fetch(url, target, label=label, progress=progress)
+                how = f"downloaded from {url}"
+                break
+            except OSError as e:
+                errors.append(f"{url}: {getattr(e, 'reason', None) or e}")
+        else:
+            raise MissingFileError(f"{label}: download failed ({'; '.join(errors)})")
+    digest = hub.sha256sum(target)
+    if spec.sha256 and digest != spec.sha256:
+        target.unlink()
+        raise MissingFileError(f"{label}: sha256 {digest} is not the published {spec.sha256}; the file was "
+                               f"discarded (from {' or '.join(spec.urls)})")
+    if progress:
+        print(f"{label}: {how}", flush=True)
+    return {"file": spec.filename, "urls": spec.urls, "bytes": target.stat().st_size, "sha256": digest,
+            "sha256_published": spec.sha256 is not None, "description": spec.description}

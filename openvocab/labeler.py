@@ -23,7 +23,7 @@ from PIL import Image
 from .config import DEFAULT_CONFIG, UserError, load_config
 from .labeled import LabeledImage
 from .pipeline import Pipeline, build_pipeline, parse_vocabulary
-from .structures import Detections, ImageInfo, ImageResult
+from .structures import Detections, ImageInfo, ImageResult  # noqa: F401  (ImageResult: for readers)
 
 #: what :meth:`Labeler.label` takes for one image
 ImageInput = Union[str, os.PathLike, np.ndarray, Image.Image]
@@ -105,21 +105,14 @@ class Labeler:
         self.pipeline.setup()
         pipe, out = self.pipeline, []
         batches = [loaded[i:i + self.batch_size] for i in range(0, len(loaded), self.batch_size)]
+        steps = len(pipe.STEPS)
         for b, batch in enumerate(batches):
-            arrays = [a for a, _ in batch]
+            def step(k: int, name: str, b: int = b, n: int = len(batch)) -> None:
+                what = pipe.STEP_TITLES.get(name, name)
+                report((steps * b + k) / (steps * len(batches)),
+                       f"{what} ({b * self.batch_size + n}/{len(loaded)})" if len(loaded) > 1 else what)
 
-            def step(k: int, what: str) -> None:
-                report((3 * b + k) / (3 * len(batches)), f"{what} ({b * self.batch_size + len(batch)}/{len(loaded)})"
-                       if len(loaded) > 1 else what)
-
-            step(0, "tagging" if vocab is None and pipe.tagger is not None else "reading the vocabulary")
-            tags = pipe.image_tags(arrays, vocabulary=vocab)
-            step(1, "detecting")
-            dets = pipe.detect(arrays, tags)
-            step(2, "segmenting")
-            regions = pipe.segment(arrays, dets)
-            out += [ImageResult(image=info, tags=t, detections=d, regions=r)
-                    for (_, info), t, d, r in zip(batch, tags, dets, regions)]
+            out += pipe.run([a for a, _ in batch], [info for _, info in batch], vocabulary=vocab, on_step=step)
         report(1.0, "done")
         classes = vocab if vocab is not None else pipe.class_names()
         classes = None if classes is None else tuple(classes)

@@ -23,7 +23,7 @@ import contextlib
 import re
 import warnings
 from dataclasses import dataclass, replace
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -285,21 +285,28 @@ class Pipeline:
 
     #: the steps of a batch, in order: ``start`` -> ``tag`` -> ``locate`` -> ``finish``. The job engine runs each
     #: step on its own thread, so one batch is tagged while the one before is located and the one before that
-    #: finished (mask head, full-size masks).
+    #: finished (mask head, full-size masks). Every face (CLI, engine, Ray, Python API, demo) runs batches
+    #: through these steps and no other way.
     STEPS = ("tag", "locate", "finish")
+    #: what each step does, in words (progress reports)
+    STEP_TITLES = {"tag": "tagging", "locate": "locating", "finish": "masks"}
 
     def start(self, images: Sequence[np.ndarray], infos: Sequence[ImageInfo],
-              prepared: Optional[Sequence[PreparedImage]] = None) -> BatchState:
-        """A batch of RGB uint8 images (already EXIF-rotated), ready for the steps."""
+              prepared: Optional[Sequence[PreparedImage]] = None, *,
+              vocabulary: Sequence[str] | str | None = None) -> BatchState:
+        """A batch of RGB uint8 images (already EXIF-rotated), ready for the steps; ``vocabulary``: this batch's
+        classes instead of the tagger's tags and the pipeline's vocabulary."""
         if len(images) != len(infos) or (prepared is not None and len(prepared) != len(images)):
             raise ValueError(f"{len(images)} images but {len(infos)} infos"
                              + ("" if prepared is None else f" and {len(prepared)} prepared inputs"))
+        vocab = None if vocabulary is None else tuple(parse_vocabulary(vocabulary))
         self.setup()
-        return BatchState(images=list(images), infos=list(infos), prepared=None if prepared is None else list(prepared))
+        return BatchState(images=list(images), infos=list(infos), prepared=None if prepared is None else list(prepared),
+                          vocabulary=vocab)
 
     def tag(self, state: BatchState) -> BatchState:
         """Step 1: each image's tags (tagger and/or vocabulary), boxable marked."""
-        return replace(state, tags=self.image_tags(state.images, state.prepared))
+        return replace(state, tags=self.image_tags(state.images, state.prepared, vocabulary=state.vocabulary))
 
     def locate(self, state: BatchState) -> BatchState:
         """Step 2: boxes of the boxable tags (detector), or boxes and masks (segmenter)."""
@@ -322,10 +329,19 @@ class Pipeline:
         return [ImageResult(image=info, tags=t, detections=d, regions=r)
                 for info, t, d, r in zip(state.infos, state.tags, dets, regions)]
 
-    def __call__(self, images: Sequence[np.ndarray], infos: Sequence[ImageInfo],
-                 prepared: Optional[Sequence[PreparedImage]] = None) -> list[ImageResult]:
-        """Label a batch of RGB uint8 images (already EXIF-rotated): every step in turn."""
-        return self.finish(self.locate(self.tag(self.start(images, infos, prepared))))
+    def run(self, images: Sequence[np.ndarray], infos: Sequence[ImageInfo],
+            prepared: Optional[Sequence[PreparedImage]] = None, *, vocabulary: Sequence[str] | str | None = None,
+            on_step: Optional[Callable[[int, str], None]] = None) -> list[ImageResult]:
+        """Label a batch of RGB uint8 images (already EXIF-rotated): every step in turn, in this thread.
+        ``on_step(k, step)`` is called before step ``k`` of :attr:`STEPS` (progress reports)."""
+        state: Any = self.start(images, infos, prepared, vocabulary=vocabulary)
+        for k, step in enumerate(self.STEPS):
+            if on_step is not None:
+                on_step(k, step)
+            state = getattr(self, step)(state)
+        return state
+
+    __call__ = run
 
 
 def _check_stages(pipe: Pipeline) -> None:

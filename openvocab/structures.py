@@ -166,8 +166,8 @@ class Detections:
     def __post_init__(self) -> None:
         boxes = _as_array(self.boxes, np.float32, (4,), "Detections.boxes")
         scores = _as_array(self.scores, np.float32, (), "Detections.scores")
-        labels = tuple(self.labels)
-        phrases = labels if self.phrases is None else tuple(self.phrases)
+        labels = tuple(str(x) for x in self.labels)  # plain str (a stage may hand numpy strings)
+        phrases = labels if self.phrases is None else tuple(str(x) for x in self.phrases)
         n = len(boxes)
         if not (len(scores) == len(labels) == len(phrases) == n):
             raise ValueError(f"Detections lengths differ: boxes {n}, scores {len(scores)}, "

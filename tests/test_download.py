@@ -90,8 +90,9 @@ def test_download_refuses_a_file_with_another_sha256(env, monkeypatch, capsys):
                         dataclasses.replace(toy_plugin.WEIGHTS["toy_weights"], sha256="0" * 64))
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     assert main(["download", "--config", cfg, "--to", str(tmp_path / "carry"), "--no-progress"]) == 2
-    err = capsys.readouterr().err
-    assert "sha256" in err and "discarded" in err and err.count("\n") == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "sha256" in err[0] and "discarded" in err[0]  # the file's failure, then the summary
+    assert "1 of 1 files/repositories could not be fetched" in err[1] and "toy_tagger_weights.pth" in err[1]
     assert not (tmp_path / "carry" / "toy_tagger_weights.pth").exists()
     assert not list((tmp_path / "carry").glob(".*part"))
 
@@ -166,3 +167,26 @@ def test_download_carries_whole_model_repositories(env, hf_models, monkeypatch, 
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     assert main(["download", "--config", "detect_owlv2", "--to", str(dest), "--no-progress"]) == 0
     assert calls == []
+
+
+def test_download_fetches_every_file_it_can_and_lists_the_failures(env, monkeypatch, capsys):
+    from openvocab.download import IncompleteDownload, download_files
+
+    tmp_path, _, _, httpd = env
+    base = f"http://127.0.0.1:{httpd.server_address[1]}/toy-org/toy-tagger/resolve/main/"
+    www = tmp_path / "www" / "toy-org" / "toy-tagger" / "resolve" / "main"
+    (www / "second.bin").write_bytes(b"second")
+    specs = [hub.RemoteFile("gone.bin", url=base + "gone.bin"), hub.RemoteFile("toy_tagger_weights.pth", url=base +
+             "toy_tagger_weights.pth"), hub.RemoteFile("bad.bin", url=base + "second.bin", sha256="0" * 64),
+             hub.RemoteFile("second.bin", url=base + "second.bin")]
+    dest = tmp_path / "carry"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    with pytest.raises(IncompleteDownload) as e:
+        download_files(specs, dest, progress=False, config="x")
+    assert "2 of 4 files/repositories could not be fetched" in str(e.value) and "gone.bin, bad.bin" in str(e.value)
+    err = capsys.readouterr().err
+    assert "gone.bin: download failed" in err and "bad.bin: sha256" in err  # each failure named as it happens
+    assert (dest / "toy_tagger_weights.pth").read_bytes() == WEIGHTS and (dest / "second.bin").read_bytes() == b"second"
+    assert not (dest / "gone.bin").exists() and not (dest / "bad.bin").exists()
+    manifest = json.loads((dest / "manifest.json").read_text())
+    assert [f["file"] for f in manifest["files"]] == ["toy_tagger_weights.pth", "second.bin"]

@@ -268,12 +268,18 @@ def test_datumaro_exports_cvat_and_voc_with_coco_boxes(job):
             (o.findtext("name"), tuple(float(o.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")))
             for o in root.iterfind("object"))
     _same_boxes(voc, boxes)
-    # and Datumaro reads the VOC export back (its CVAT reader wants the images beside the XML, as a CVAT task has)
-    ds = dm.Dataset.import_from(str(out / "voc"), "voc_detection")
-    labels = ds.categories()[dm.AnnotationType.label]
-    n_boxes = sum(1 for item in ds for a in item.annotations if a.type == dm.AnnotationType.bbox)
-    assert len(ds) == 20 and n_boxes == sum(len(v) for v in boxes.values())
-    assert [labels[i].name for i in range(len(labels))] == ["background", *VOCAB]
+    # and Datumaro reads both exports back with their images (CVAT's reader wants them beside the XML, as a CVAT
+    # task has them; VOC's in JPEGImages/), pixel for pixel the inputs
+    for fmt, first in (("voc", "background"), ("cvat", None)):
+        ds = dm.Dataset.import_from(str(out / fmt), fmt)
+        labels = ds.categories()[dm.AnnotationType.label]
+        n_boxes = sum(1 for item in ds for a in item.annotations if a.type == dm.AnnotationType.bbox)
+        assert len(ds) == 20 and n_boxes == sum(len(v) for v in boxes.values()), fmt
+        assert [labels[i].name for i in range(len(labels))] == ([first] if first else []) + VOCAB, fmt
+        for item in ds:
+            assert item.media.has_data, (fmt, item.id)
+            source = np.asarray(Image.open(base / f"{item.id}.png").convert("RGB"))
+            assert np.array_equal(item.media.data[:, :, ::-1].astype(np.uint8), source), (fmt, item.id)
 
 
 def test_fiftyone_layout_points_at_the_images(job):

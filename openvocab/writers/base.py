@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
@@ -41,6 +43,38 @@ def atomic_write_text(path: str | os.PathLike, text: str, *, encoding: str = "ut
 def atomic_write_json(path: str | os.PathLike, obj: Any, *, indent: Optional[int] = None) -> None:
     """:func:`atomic_write_text` of ``obj`` as JSON (UTF-8, non-ASCII kept as is; :func:`openvocab.jsonio.dumps`)."""
     atomic_write_text(path, dumps(obj, indent=indent) + "\n")
+
+
+#: how a writer puts the input images beside its labels (YOLO, CVAT, VOC): a symbolic link to the input, a hard
+#: link (a copy where the output folder is on another file system), or a copy
+IMAGE_MODES = ("symlink", "hardlink", "copy")
+
+
+def place_image(src: str, dest: Path, mode: str) -> None:
+    """Put image ``src`` at ``dest`` (:data:`IMAGE_MODES`: a symbolic link to its absolute path, a hard link, or a
+    copy), atomically, replacing what is there (never writing through it)."""
+    target = os.path.abspath(src)
+    if mode == "symlink" and os.path.islink(dest) and os.readlink(dest) == target:
+        return
+    if mode == "hardlink" and not os.path.islink(dest) and os.path.exists(dest) and os.path.samefile(dest, target):
+        return
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name[:100]}.", suffix=".part")
+    os.close(fd)
+    try:
+        os.unlink(tmp)
+        if mode == "symlink":
+            os.symlink(target, tmp)
+        elif mode == "hardlink":
+            try:
+                os.link(target, tmp)
+            except OSError:  # another file system, or links not allowed there
+                shutil.copyfile(target, tmp)
+        else:
+            shutil.copyfile(target, tmp)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
 
 
 class OutputNamer:

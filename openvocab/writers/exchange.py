@@ -9,9 +9,11 @@ uses for its imports and exports), which exports
 * ``voc/``: Pascal VOC: ``Annotations/<name>.xml`` (boxes), ``SegmentationClass/`` and
   ``SegmentationObject/`` PNGs, ``ImageSets/``, and ``labelmap.txt`` (``background``, then the job's classes).
 
-Image names are COCO's ``file_name`` (relative to the image root). Images are not copied
-(point the tool at the image root). Scores and other extra fields are dropped (neither format has
-them; COCO and ``labels.jsonl`` keep them).
+Image names are COCO's ``file_name`` (relative to the image root). The images go beside the labels, where
+each format's readers look for them, as the YOLO writer puts them (``images=``): ``cvat/images/<file_name>`` (a
+CVAT task's layout; symbolic links to the inputs by default) and ``voc/JPEGImages/<file_name>`` (hard links by
+default, copies across file systems: Datumaro's VOC reader refuses a link that leads out of the folder). Scores and other
+extra fields are dropped (neither format has them; COCO and ``labels.jsonl`` keep them).
 
 ``fiftyone/`` is FiftyOne's ``COCODetectionDataset`` layout: ``labels.json`` (the COCO file) and ``data``
 (a symbolic link to the image root)::
@@ -30,7 +32,7 @@ from typing import Callable, Iterable
 
 from ..registry import WRITERS
 from ..structures import ImageResult
-from .base import Writer, make_dirs, plain_name
+from .base import IMAGE_MODES, Writer, make_dirs, place_image, plain_name
 from .coco import CocoWriter
 
 log = logging.getLogger("openvocab")
@@ -62,10 +64,15 @@ class DatumaroWriter(Writer):
 
     #: Datumaro's name of the format
     format_name = ""
+    #: the folder of the export where the format's readers look for the images
+    image_folder = ""
 
-    def __init__(self, *, subdir: str) -> None:
+    def __init__(self, *, subdir: str, images: str = "symlink") -> None:
         super().__init__()
         self.subdir = plain_name(subdir, "subdir")
+        if images not in IMAGE_MODES:
+            raise ValueError(f"images must be one of {IMAGE_MODES}, got {images!r}")
+        self.images = images
 
     def _open(self) -> None:
         _datumaro()  # a missing library stops the job before any image is labeled
@@ -86,8 +93,21 @@ class DatumaroWriter(Writer):
             dataset = dataset.transform("remove_attributes")
             staged = Path(tmp) / self.subdir
             dataset.export(str(staged), self.format_name, save_media=False, **self.export_options())
+            self._place_images(staged, results)
             _replace_folder(staged, self.out_dir / self.subdir)
         super().finish(results)
+
+    def _place_images(self, staged: Path, results: Callable[[], Iterable[ImageResult]]) -> None:
+        """Each image at ``<image_folder>/<file_name>`` of the export (a link or a copy)."""
+        for r in results():
+            name = self.file_name(r)
+            parts = name.split("/")
+            if os.path.isabs(name) or any(p in ("", ".", "..") for p in parts):
+                log.warning("%s: not under the image root, so not placed beside the %s labels", r.image.file,
+                            self.format_name)
+                continue
+            folder = make_dirs(staged, self.image_folder, *parts[:-1])
+            place_image(r.image.file, folder / parts[-1], self.images)
 
 
 @WRITERS.register_module()
@@ -95,9 +115,10 @@ class CvatWriter(DatumaroWriter):
     """CVAT for images 1.1 XML (``<out>/<subdir>/default.xml``), exported by Datumaro."""
 
     format_name = "cvat"
+    image_folder = "images"
 
-    def __init__(self, *, subdir: str = "cvat") -> None:
-        super().__init__(subdir=subdir)
+    def __init__(self, *, subdir: str = "cvat", images: str = "symlink") -> None:
+        super().__init__(subdir=subdir, images=images)
 
 
 @WRITERS.register_module()
@@ -106,9 +127,10 @@ class VocWriter(DatumaroWriter):
     classes in order."""
 
     format_name = "voc"
+    image_folder = "JPEGImages"
 
-    def __init__(self, *, subdir: str = "voc") -> None:
-        super().__init__(subdir=subdir)
+    def __init__(self, *, subdir: str = "voc", images: str = "hardlink") -> None:
+        super().__init__(subdir=subdir, images=images)
 
     def export_options(self) -> dict:
         return {"label_map": "source"}

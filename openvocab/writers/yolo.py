@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
@@ -34,11 +32,10 @@ import numpy as np
 from ..image_root import split_of
 from ..registry import WRITERS
 from ..structures import ImageResult
-from .base import Writer, atomic_write_text, make_dirs, plain_name
+from .base import IMAGE_MODES, Writer, atomic_write_text, make_dirs, place_image, plain_name  # noqa: F401
 from .masks import decode_mask, mask_to_polygons
 
 SPLITS = ("train", "val")
-IMAGE_MODES = ("symlink", "copy")
 
 
 def _fmt(v: float) -> str:
@@ -47,26 +44,6 @@ def _fmt(v: float) -> str:
 
 def _clip01(v: float) -> float:
     return min(max(v, 0.0), 1.0)
-
-
-def place_image(src: str, dest: Path, mode: str) -> None:
-    """Put image ``src`` at ``dest`` (a symbolic link to its absolute path, or a copy), atomically, replacing
-    what is there."""
-    target = os.path.abspath(src)
-    if mode == "symlink" and os.path.islink(dest) and os.readlink(dest) == target:
-        return
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name[:100]}.", suffix=".part")
-    os.close(fd)
-    try:
-        os.unlink(tmp)
-        if mode == "symlink":
-            os.symlink(target, tmp)
-        else:
-            shutil.copyfile(target, tmp)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
 
 
 @WRITERS.register_module()

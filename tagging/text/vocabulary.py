@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from openvocab.registry import TOOLS
+
 from . import lexicon
 from .resources import load_wordnet
 
@@ -76,6 +78,7 @@ class NormalisedVocabulary:
         return "\n".join(lines)
 
 
+@TOOLS.register_module()
 class VocabularyNormaliser:
     """Merges plural forms and WordNet synonyms in a vocabulary; builds class -> tags ontologies.
 
