@@ -17,8 +17,31 @@ for arg in "$@"; do
     *) echo "usage: ./install.sh [--cpu] [--test]" >&2; exit 2 ;;
   esac
 done
+# torch and torchvision must be builds of each other (a CPU torch beside a CUDA torchvision fails later with
+# "operator torchvision::nms does not exist"): checked right after they are installed, in one line
+check_torch() {
+  python3 - <<'PY' || exit 1
+import sys
+try:
+    import torch, torchvision
+    torchvision.ops.nms(torch.zeros(1, 4), torch.zeros(1), 0.5)
+except Exception as e:  # noqa: BLE001
+    tv = "?"
+    try:
+        from importlib.metadata import version
+        t, tv = version("torch"), version("torchvision")
+    except Exception:  # noqa: BLE001
+        t = "?"
+    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+    print(f"install.sh: torch {t} and torchvision {tv} do not work together ({msg}): reinstall both from one "
+          "index, e.g. pip install --force-reinstall torch torchvision --index-url "
+          "https://download.pytorch.org/whl/cpu (CPU) or without --index-url (CUDA)", file=sys.stderr)
+    sys.exit(1)
+PY
+}
 if [ "$cpu" = 1 ]; then
   python3 -m pip install -q torch torchvision --index-url https://download.pytorch.org/whl/cpu
+  check_torch
 fi
 if [ "$test" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   # The browser test drives Debian's Chromium through Playwright (Playwright's own browser download needs
@@ -31,5 +54,6 @@ if [ "$test" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 python3 -m pip install -q -e ".${extras}"
+check_torch
 # WordNet is not on PyPI: Debian's wordnet packages, copied into NLTK's data folder.
 openvocab-setup-wordnet

@@ -95,7 +95,7 @@ def _inputs(workload: str, n: int, args) -> Path:
 
 def _run(workload: str, mode: str, n: int, args) -> dict:
     from openvocab.engine import RayOptions, run_job
-    from openvocab.pipeline import build_pipeline
+    from openvocab.build import build_pipeline
 
     cfg, vocab = _config(workload, args)
     pipe = build_pipeline(cfg, vocabulary=vocab, device=args.device, precision=args.precision)
@@ -126,7 +126,7 @@ def _flops(workload: str, args) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
     from openvocab.images import load_image
-    from openvocab.pipeline import build_pipeline
+    from openvocab.build import build_pipeline
 
     cfg, vocab = _config(workload, args)
     pipe = build_pipeline(cfg, vocabulary=vocab, device=args.device, precision=args.precision).setup()

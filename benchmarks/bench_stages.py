@@ -55,7 +55,7 @@ def build_stage(name: str, args):
 
 
 def run_stage(name: str, stage, image: np.ndarray, n_boxes: int):
-    from openvocab.prompt import TagPromptBuilder
+    from grounding.prompt import TagPromptBuilder
     from openvocab.structures import Detections
 
     h, w = image.shape[:2]

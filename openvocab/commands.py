@@ -11,7 +11,7 @@ from .errors import RunError, UserError
 
 
 def _pipeline(args: argparse.Namespace, *, vocabulary=None, need=(), without=()):
-    from .pipeline import build_pipeline
+    from .build import build_pipeline
 
     cfg = load_config(args.config, args.cfg_options)
     try:

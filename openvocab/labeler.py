@@ -22,7 +22,8 @@ from PIL import Image
 
 from .config import DEFAULT_CONFIG, UserError, load_config
 from .labeled import LabeledImage
-from .pipeline import Pipeline, build_pipeline, parse_vocabulary
+from .build import build_pipeline
+from .pipeline import Pipeline, parse_vocabulary
 from .structures import Detections, ImageInfo, ImageResult  # noqa: F401  (ImageResult: for readers)
 
 #: what :meth:`Labeler.label` takes for one image

@@ -98,10 +98,10 @@ def accepted_keywords(component: Any) -> Optional[set[str]]:
 
 #: Image -> :class:`openvocab.structures.Tags` (e.g. RAM++).
 TAGGERS = Registry("tagger", scope=SCOPE)
-#: Tags -> detector prompts with per-tag character spans.
-PROMPT_BUILDERS = Registry("prompt builder", scope=SCOPE, locations=["openvocab.prompt"])
+#: Tag names -> detector prompts with per-tag character spans (``grounding.prompt``: text-prompted detectors).
+PROMPT_BUILDERS = Registry("prompt builder", scope=SCOPE)
 #: Decides which tags can be boxed (objects) and which stay image-level only.
-BOXABLE_FILTERS = Registry("boxable filter", scope=SCOPE, locations=["openvocab.prompt"])
+BOXABLE_FILTERS = Registry("boxable filter", scope=SCOPE, locations=["openvocab.boxable"])
 #: Image + prompt -> :class:`openvocab.structures.Detections` (e.g. Grounding DINO).
 DETECTORS = Registry("detector", scope=SCOPE)
 #: Image + boxes -> :class:`openvocab.structures.Regions` (e.g. TAP, SAM).

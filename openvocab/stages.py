@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 
-from .structures import Detections, Instances, Prompt, Regions, Tags
+from .structures import Detections, Instances, Regions, Tags
 
 if TYPE_CHECKING:
     from .hub import RemoteFile, RemoteRepo
@@ -92,7 +92,7 @@ class Detector(Stage):
     """Images + the tag names to look for -> boxes, each tied to one of those tags.
 
     A detector speaks in tags: prompt text, tokens and chunking a long vocabulary are its own
-    business (:class:`openvocab.prompt.PromptChunker` is the shared helper for text-prompted
+    business (``grounding.prompt.PromptChunker`` is the shared helper for text-prompted
     models). Boxes are xyxy in original-image pixels; the pipeline clips them to the image.
     """
 
@@ -234,16 +234,6 @@ class Captioner(Stage):
     def caption(self, images: Sequence[np.ndarray], tags: Optional[Sequence[Sequence[str]]] = None,
                 prepared: Optional[Sequence[Any]] = None) -> list[str]:
         """One caption per RGB uint8 ``[H, W, 3]`` image of the batch."""
-
-
-class PromptBuilder(abc.ABC):
-    """Tag names -> text prompts (chunks under a text encoder's token limit) with per-tag spans; used by
-    text-prompted detectors (their own business, through :class:`openvocab.prompt.PromptChunker`)."""
-
-    @abc.abstractmethod
-    def build(self, names: Sequence[str], count_tokens: Callable[[str], int],
-              max_tokens: int) -> list[Prompt]:
-        ...
 
 
 class TagDescriber(abc.ABC):

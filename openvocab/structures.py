@@ -84,57 +84,6 @@ class Tags:
         return self.tags[i]
 
 
-@dataclass(frozen=True)
-class TagSpan:
-    """A tag's place in a detector prompt: ``caption[start:end] == name`` (character offsets).
-
-    ``tag`` is the tag as the caller spelled it (``"St. Bernard"`` for the caption text
-    ``"st bernard"``); ``None`` means the same as ``name``. Boxes are labelled with :attr:`label`.
-    """
-
-    name: str
-    start: int
-    end: int
-    tag: Optional[str] = None
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.start < self.end:
-            raise ValueError(f"Bad span [{self.start}, {self.end}) for tag {self.name!r}")
-
-    @property
-    def label(self) -> str:
-        """The tag name a box found through this span is labelled with."""
-        return self.name if self.tag is None else self.tag
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """A detector text prompt (one chunk of a vocabulary), e.g. ``"cat . fire hydrant ."``.
-
-    Attributes:
-        caption: the text fed to the detector's text encoder.
-        spans: the character span of every tag inside ``caption``, in caption order.
-    """
-
-    caption: str
-    spans: tuple[TagSpan, ...]
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "spans", tuple(self.spans))
-        for s in self.spans:
-            if s.end > len(self.caption) or self.caption[s.start:s.end] != s.name:
-                raise ValueError(f"Span {s} does not match caption {self.caption!r}")
-
-    @property
-    def names(self) -> list[str]:
-        return [s.name for s in self.spans]
-
-    @property
-    def labels(self) -> list[str]:
-        """The caller's tag names, in caption order (see :attr:`TagSpan.label`)."""
-        return [s.label for s in self.spans]
-
-
 def _as_array(x, dtype, shape_tail: tuple[int, ...], what: str) -> np.ndarray:
     arr = np.asarray(x, dtype=dtype)
     if arr.size == 0:

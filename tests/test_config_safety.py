@@ -114,7 +114,7 @@ def test_a_child_configs_custom_imports_add_to_its_bases(tmp_path):
     child.write_text(f"_base_ = '{ROOT / 'configs' / 'tiny_random.py'}'\n"
                      "custom_imports = dict(imports=['toy_plugin'], allow_failed_imports=False)\n"
                      "detector = dict(type='CentreBoxDetector')\n")
-    code = ("from openvocab.config import load_config\nfrom openvocab.pipeline import build_pipeline\n"
+    code = ("from openvocab.config import load_config\nfrom openvocab.build import build_pipeline\n"
             f"cfg = load_config({str(child)!r})\n"
             "print(sorted(cfg.custom_imports['imports']))\n"
             "p = build_pipeline(cfg)\nprint(type(p.tagger).__name__, type(p.detector).__name__)\n")

@@ -103,6 +103,10 @@ def test_demo_page_in_chromium(demo_server, shared_dir, tmp_path):
         assert "notes.jpg: not an image" in _status(page, "#ov-status", "Error")
 
         page.click("#ov-upload button[aria-label='Clear']")
+        # the page's own state, not timing: the cleared field has dropped the old file and shows its drop zone
+        page.wait_for_selector("#ov-upload :text('notes.jpg')", state="detached")
+        upload = page.locator("#ov-upload input[type=file]")
+        upload.wait_for(state="attached")
         upload.set_input_files(str(photo))
         page.wait_for_selector("#ov-upload :text('demo4.jpg')")
         page.click("#ov-run")
@@ -127,7 +131,9 @@ def test_demo_page_in_chromium(demo_server, shared_dir, tmp_path):
         page.screenshot(path=str(ARTIFACTS / "demo_page.png"), full_page=True)
 
         page.click("#ov-tab-ground-button")
-        page.locator("#ov-g-upload input[type=file]").set_input_files(str(photo))
+        g_upload = page.locator("#ov-g-upload input[type=file]")
+        g_upload.wait_for(state="attached")
+        g_upload.set_input_files(str(photo))
         page.wait_for_selector("#ov-g-upload :text('demo4.jpg')")
         page.fill("#ov-g-text textarea", "the man in a red shirt")
         page.click("#ov-g-run")

@@ -100,7 +100,7 @@ def test_download_refuses_a_file_with_another_sha256(env, monkeypatch, capsys):
 def test_offline_error_names_a_url_for_every_file_of_the_default_pipeline(env, monkeypatch, capsys):
     tmp_path, _, img, _ = env
     from openvocab.cli import load_config
-    from openvocab.pipeline import build_pipeline
+    from openvocab.build import build_pipeline
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     files = build_pipeline(load_config("full_pipeline")).remote_files()

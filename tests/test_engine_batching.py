@@ -14,7 +14,8 @@ from PIL import Image
 
 from openvocab.cli import resolve_config
 from openvocab.engine import run_job
-from openvocab.pipeline import Pipeline, build_pipeline
+from openvocab.build import build_pipeline
+from openvocab.pipeline import Pipeline
 from openvocab.structures import ImageInfo
 
 PLUGINS = Path(__file__).parent / "plugins"

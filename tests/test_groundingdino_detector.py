@@ -14,7 +14,7 @@ from grounding.groundingdino.postprocess import (best_tags, box_threshold, char_
                                                  cxcywh_to_xyxy_pixels)
 from grounding.groundingdino.preprocess import preprocess_images
 from grounding.groundingdino.tokenize import preprocess_caption, tokenize
-from openvocab.prompt import TagPromptBuilder
+from grounding.prompt import TagPromptBuilder
 from openvocab.registry import DETECTORS
 
 
@@ -318,17 +318,17 @@ def test_bf16_autocast_is_applied_and_close(fixture_ckpt, fix_a):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_matches_cpu(det):
+def test_cuda_matches_cpu(det, device="cuda"):
     a, b = _images(4, (70, 120), (120, 70))
-    (pr,) = TagPromptBuilder().build(["cat", "dog", "fire hydrant"], det.count_tokens, 256)
-    cpu = det.detect([a, b], [[pr], [pr]])
+    names = ["cat", "dog", "fire hydrant"]  # a detector takes tag names (prompts are its own business)
+    cpu = det.detect([a, b], [names, names])
     g = _twin(det)
-    g.setup("cuda")
+    g.setup(device)
     g.model.load_state_dict(det.model.state_dict())
     tf32 = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = False  # fp32 convolutions, as on the CPU
     try:
-        on_gpu = g.detect([a, b], [[pr], [pr]])
+        on_gpu = g.detect([a, b], [names, names])
     finally:
         torch.backends.cudnn.allow_tf32 = tf32
     for got, want in zip(on_gpu, cpu):
@@ -336,4 +336,9 @@ def test_cuda_matches_cpu(det):
         np.testing.assert_allclose(got.scores, want.scores, atol=1e-4)
         np.testing.assert_allclose(got.boxes, want.boxes, atol=1e-2)
     g.dtype = "bfloat16"
-    assert all(np.isfinite(d.boxes).all() for d in g.detect([a, b], [[pr], [pr]]))
+    assert all(np.isfinite(d.boxes).all() for d in g.detect([a, b], [names, names]))
+
+
+def test_the_cuda_check_runs_its_code_on_the_cpu(det):
+    """The GPU test's own code, run with the CPU as its device: it cannot rot unseen until the first GPU."""
+    test_cuda_matches_cpu(det, device="cpu")

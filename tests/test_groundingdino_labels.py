@@ -10,7 +10,7 @@ from grounding.groundingdino.detector import GroundingDINODetector
 from grounding.groundingdino.postprocess import best_tags, char_span_to_token_span
 from grounding.groundingdino.tokenize import tokenize
 from openvocab.boxes import clip_detections
-from openvocab.prompt import TagPromptBuilder
+from grounding.prompt import TagPromptBuilder
 from openvocab.structures import Detections
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "car", "taxi", "fire", "hy", "##dra", "##nt", "dog",

@@ -68,7 +68,7 @@ def test_cli_api_and_demo_give_the_same_segmenter_instances(setup, tmp_path):
     steps = []
     api = labeler.label([str(d / "bright.png"), str(d / "dark.png")], progress=lambda f, what: steps.append(what))
     assert {Path(r.info.file).name: _from_api(r) for r in api} == written
-    assert steps[1:4] == ["tagging (1/2)", "locating (1/2)", "masks (1/2)"]  # reported between the steps
+    assert steps[1:4] == ["tagging (1/2)", "detecting (1/2)", "segmenting (1/2)"]  # reported between the steps
 
     import importlib
 

@@ -6,7 +6,8 @@ import pytest
 from mmengine.config import Config
 from pycocotools import mask as mask_utils
 
-from openvocab.pipeline import Pipeline, build_pipeline, parse_vocabulary
+from openvocab.build import build_pipeline
+from openvocab.pipeline import Pipeline, parse_vocabulary
 from openvocab.structures import ImageInfo, TagSource
 
 PLUGINS = Path(__file__).parent / "plugins"

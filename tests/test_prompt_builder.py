@@ -1,6 +1,7 @@
 import pytest
 
-from openvocab.prompt import ListBoxableFilter, PromptChunker, TagPromptBuilder, normalise_tag
+from grounding.prompt import PromptChunker, TagPromptBuilder, normalise_tag
+from openvocab.boxable import ListBoxableFilter
 from openvocab.registry import BOXABLE_FILTERS
 
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from openvocab.structures import (Concept, Detections, ImageInfo, ImageResult, Prompt, Regions, Tag, Tags,
-                                  TagSource, TagSpan)
+from grounding.prompt import Prompt, TagSpan
+from openvocab.structures import Concept, Detections, ImageInfo, ImageResult, Regions, Tag, Tags, TagSource
 
 
 def test_tags_sorted_by_score_and_typed():

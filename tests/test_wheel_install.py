@@ -1,13 +1,17 @@
 """A wheel built from the checkout runs ``openvocab label demo/images --config tiny_random`` outside it.
 
-The wheel is installed with ``--no-deps`` into a fresh venv that reuses this Python's packages (torch etc.) but
-not the checkout: the command runs as the venv's own ``openvocab`` script from another folder, with a clean
-``PYTHONPATH``, so it must find its configs (and their ``_base_``) inside the installed package.
+The wheel is installed with ``--no-deps`` into a fresh venv that reuses the packages of the Python running the
+tests (torch etc.; that Python may itself be a venv, as in the README's fresh-venv line) but not the checkout:
+the venv's ``.pth`` file lists the running Python's site folders (so their ``.pth`` files, the checkout's
+editable install among them, are not run). The command runs as the venv's own ``openvocab`` script from another
+folder, with a clean ``PYTHONPATH``, so it must find its configs (and their ``_base_``) inside the installed
+package.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -24,8 +28,13 @@ def _run(cmd, **kw):
 
 def test_wheel_labels_outside_the_checkout(tmp_path):
     dist = tmp_path / "dist"
+    # built from a copy of the checkout's sources: a build/ folder left in the checkout (by an earlier build) could
+    # carry modules that no longer exist into the wheel
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__",
+                                                             "runs", "artifacts", ".pytest_cache"))
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist),
-          str(ROOT)], cwd=tmp_path)
+          str(src)], cwd=tmp_path)
     (wheel,) = dist.glob("openvocab-*.whl")
     shipped = set(zipfile.ZipFile(wheel).namelist())
     configs = {f"openvocab/configs/{p.relative_to(ROOT / 'configs').as_posix()}"
@@ -34,8 +43,12 @@ def test_wheel_labels_outside_the_checkout(tmp_path):
     assert "openvocab/demo/app.py" in shipped and "openvocab/demo/images/shapes_1.jpg" in shipped
 
     venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)])
+    _run([sys.executable, "-m", "venv", str(venv)])  # no --system-site-packages: from a venv that is the base's
     py, script = venv / "bin" / "python", venv / "bin" / "openvocab"
+    purelib = _run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
+    ours = [p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages") and os.path.isdir(p)]
+    assert ours, sys.path
+    (Path(purelib) / "zz_test_parent_packages.pth").write_text("".join(p + "\n" for p in ours))
     _run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], cwd=tmp_path)
 
     elsewhere = tmp_path / "elsewhere"

@@ -11,10 +11,10 @@ import numpy as np
 import torch
 
 from openvocab.boxes import merge_detections
-from openvocab.prompt import PromptChunker
+from ..prompt import Prompt, PromptChunker
 from openvocab.registry import DETECTORS
 from openvocab.stages import Detector
-from openvocab.structures import Detections, Prompt
+from openvocab.structures import Detections
 
 from .convert import convert_hf_state_dict, convert_state_dict, is_hf_state_dict
 from .model import build_gdino_swinb_cogcoor, build_gdino_swint_ogc, build_gdino_tiny
@@ -60,7 +60,7 @@ class GroundingDINODetector(Detector):
         nms_iou: per-tag NMS IoU (``None`` = off); agnostic_nms_iou: class-agnostic NMS after it (``None`` = off).
             Both run on the merged boxes of all prompt chunks.
         max_detections: boxes kept per image (best first).
-        prompt_builder: how tag names become captions (:class:`openvocab.prompt.TagPromptBuilder` config;
+        prompt_builder: how tag names become captions (:class:`grounding.prompt.TagPromptBuilder` config;
             default ``"a . b . c ."`` chunked under the 256-token limit).
         text_cache_size: captions whose BERT features are kept (one ``--vocab`` job has one per chunk).
         pad_batch: ``False`` (default): images are batched only with images of the same resized size, so

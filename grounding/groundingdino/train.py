@@ -4,7 +4,7 @@ The wrapped network is built and loaded exactly as :class:`GroundingDINODetector
 variants, checkpoint resolution and conversion, tokenizer), and it keeps one such detector stage for
 ``mode='predict'``, so training-time predictions go through the inference post-processing unchanged.
 Images go through the inference preprocessing (:func:`preprocess_images` with ``resize``) and the
-caption is the inference prompt (:class:`openvocab.prompt.TagPromptBuilder`: ``"a . b . c ."``).
+caption is the inference prompt (:class:`grounding.prompt.TagPromptBuilder`: ``"a . b . c ."``).
 
 Losses (DINO / Grounding DINO): per image, Hungarian matching of queries to objects; contrastive focal
 classification of every query over the prompt's tokens (target: the token span of the matched object's
@@ -20,9 +20,9 @@ import torch
 from mmengine.model import BaseModel
 
 from openvocab.boxes import clip_detections
-from openvocab.prompt import TagPromptBuilder, normalise_tag
+from ..prompt import Prompt, TagPromptBuilder, normalise_tag
 from openvocab.registry import MODELS
-from openvocab.structures import Detections, Prompt
+from openvocab.structures import Detections
 from openvocab.training.datasets import TrainSample
 from openvocab.training.losses import MatchCosts, deep_supervision_losses
 from openvocab.training.preprocessor import TrainSamplePassThrough

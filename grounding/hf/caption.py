@@ -1,7 +1,7 @@
 """Caption models (Grounding DINO, MM-Grounding-DINO / LLMDet) through ``transformers``.
 
 Tags become ``"a . b . c ."`` captions under the model's ``max_text_len`` (the shared
-:class:`openvocab.prompt.PromptChunker`, built once per vocabulary). Each caption is tokenized once and runs
+:class:`grounding.prompt.PromptChunker`, built once per vocabulary). Each caption is tokenized once and runs
 with every image of the batch that needs it; images are batched only with images of the same processed
 size, so a result never depends on its batch (padding changes the outputs). A box is kept when its best
 token probability exceeds ``box_threshold`` (the official ``predict`` and transformers'
@@ -16,12 +16,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from openvocab.prompt import PromptChunker
-from openvocab.structures import Detections, Prompt
+from ..prompt import Prompt, PromptChunker
+from openvocab.structures import Detections
 
 from ..groundingdino.postprocess import best_tags, box_threshold, char_span_to_token_span, cxcywh_to_xyxy_pixels
 from ..groundingdino.tokenize import count_tokens, preprocess_caption
-from .detector import DetectorFamily
+from .family import DetectorFamily
 from .loading import image_size
 
 

@@ -3,7 +3,7 @@
 The model family comes from the checkpoint's ``config.json`` (``model_type``):
 
 * ``grounding-dino``, ``mm-grounding-dino`` (MM-Grounding-DINO and LLMDet weights): caption models; tags
-  become ``"a . b . c ."`` captions chunked under the text limit (:class:`openvocab.prompt.PromptChunker`),
+  become ``"a . b . c ."`` captions chunked under the text limit (:class:`grounding.prompt.PromptChunker`),
   each box labelled with the tag whose tokens score highest and scored with that tag's probability, as the
   native :class:`~grounding.groundingdino.detector.GroundingDINODetector` (:mod:`.caption`);
 * ``owlv2``, ``owlvit``: one text query per tag, every box scored against every query (:mod:`.owl`);
@@ -14,76 +14,26 @@ class-agnostic NMS, ``max_detections``), as the native detector merges its chunk
 """
 from __future__ import annotations
 
-import abc
-from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import numpy as np
-import torch
 
 from openvocab.boxes import merge_detections
 from openvocab.registry import DETECTORS
 from openvocab.stages import Detector
 from openvocab.structures import Detections
 
-from .loading import (HubModel, Loaded, check_backend, check_dtype, check_model, check_positive, check_template,
-                      check_unit, image_size, load)
+from .caption import CaptionFamily
+from .family import DetectorFamily, DetectorOptions
+from .loading import (HubModel, check_backend, check_dtype, check_model, check_positive, check_template, check_unit,
+                      load)
+from .omdet import OmDetFamily
+from .owl import OwlFamily
 
 
-@dataclass(frozen=True)
-class DetectorOptions:
-    """What every family needs from the stage's configuration (see :class:`HFDetector`)."""
-
-    box_threshold: float
-    text_threshold: float
-    nms_iou: Optional[float]
-    text_template: str
-    max_classes_per_forward: Optional[int]
-    prompt_builder: Optional[dict]
-
-
-class DetectorFamily(abc.ABC):
-    """How one model family turns images and tag names into boxes.
-
-    ``prepare`` is the image processor on one image (loader workers run it); ``detect`` returns, per image,
-    the :class:`Detections` of each chunk its tags were run in (labels are the tag names as given).
-    """
-
-    def __init__(self, loaded: Loaded, options: DetectorOptions) -> None:
-        self.model, self.processor, self.options = loaded.model, loaded.processor, options
-        self.tokenizer = loaded.processor.tokenizer
-        self.device = next(self.model.parameters()).device
-        self.dtype = next(self.model.parameters()).dtype
-
-    def prepare(self, image: np.ndarray) -> torch.Tensor:
-        """``pixel_values [3, h, w]`` of one image, as the model's image processor makes them."""
-        image_size(image)
-        return self.processor.image_processor(images=image, return_tensors="pt")["pixel_values"][0]
-
-    def pixels(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-        return torch.stack(list(tensors)).to(device=self.device, dtype=self.dtype)
-
-    @abc.abstractmethod
-    def detect(self, images: Sequence[np.ndarray], tag_names: Sequence[Sequence[str]],
-               prepared: Sequence[torch.Tensor]) -> list[list[Detections]]:
-        ...
-
-
-def same_tags(tag_names: Sequence[Sequence[str]]) -> dict[tuple[str, ...], list[int]]:
-    """The images of a batch grouped by their tag list (class-list models run one text batch per group)."""
-    groups: dict[tuple[str, ...], list[int]] = {}
-    for i, names in enumerate(tag_names):
-        groups.setdefault(tuple(names), []).append(i)
-    return groups
-
-
-def _families() -> dict[str, type[DetectorFamily]]:
-    from .caption import CaptionFamily
-    from .omdet import OmDetFamily
-    from .owl import OwlFamily
-
-    return {"grounding-dino": CaptionFamily, "mm-grounding-dino": CaptionFamily, "owlv2": OwlFamily,
-            "owlvit": OwlFamily, "omdet-turbo": OmDetFamily}
+#: ``model_type`` -> the family that runs it
+FAMILIES: dict[str, type[DetectorFamily]] = {"grounding-dino": CaptionFamily, "mm-grounding-dino": CaptionFamily,
+                                             "owlv2": OwlFamily, "owlvit": OwlFamily, "omdet-turbo": OmDetFamily}
 
 
 #: supported ``model_type`` -> family, for messages
@@ -153,7 +103,7 @@ class HFDetector(HubModel, Detector):
                                   nms_iou=self.nms_iou, text_template=self.text_template,
                                   max_classes_per_forward=self.max_classes_per_forward,
                                   prompt_builder=self.prompt_builder)
-        self.family = _families()[loaded.model_type](loaded, options)
+        self.family = FAMILIES[loaded.model_type](loaded, options)
         self.device = device
 
     def _require(self) -> DetectorFamily:

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-import torch
-
+from openvocab.dtypes import DTYPES as ALL_DTYPES
 from openvocab.hub import RemoteRepo
 
-#: ``dtype`` option -> torch dtype the weights are loaded in
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+#: the weights' dtypes a transformers stage takes (the long names of :data:`openvocab.dtypes.DTYPES`)
+DTYPES = {k: v for k, v in ALL_DTYPES.items() if k in ("float32", "bfloat16", "float16")}
 
 
 def check_dtype(dtype: str) -> str:

@@ -16,7 +16,7 @@ import torch
 
 from openvocab.structures import Detections
 
-from .detector import DetectorFamily, same_tags
+from .family import DetectorFamily, same_tags
 from .loading import image_size
 
 

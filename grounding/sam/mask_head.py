@@ -18,10 +18,6 @@ from .model import BUILDERS
 from .predictor import SamBatchPredictor, SamPrediction
 from .weights import CHECKPOINT_VARIANT, CHECKPOINTS
 
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
-
-
 @MASK_HEADS.register_module()
 class SAMMaskHead(PredictorMaskHead):
     """Segment Anything (official ``segment_anything`` modules): one mask and its IoU per prompt.
@@ -43,40 +39,19 @@ class SAMMaskHead(PredictorMaskHead):
         model_kwargs: extra keyword arguments of the build function (e.g. ``image_size``).
     """
 
+    family = "SAM"
+
     def __init__(self, *, variant: str = "vit_h", checkpoint: Optional[str] = "sam_vit_h_4b8939",
                  multimask: Union[str, int] = "auto", mask_threshold: float = 0.0,
                  prompt_batch_size: int = 64, image_batch_size: int = 1, dtype: str = "float32", seed: int = 0,
                  model_kwargs: Optional[dict[str, Any]] = None) -> None:
-        if variant not in BUILDERS:
-            raise ValueError(f"unknown SAM variant {variant!r} (choose from {sorted(BUILDERS)})")
-        if checkpoint is not None and not isinstance(checkpoint, str):
-            raise ValueError(f"checkpoint must be a name, a path or None (got {checkpoint!r})")
-        if checkpoint in CHECKPOINT_VARIANT and CHECKPOINT_VARIANT[checkpoint] != variant:
-            raise ValueError(f"checkpoint {checkpoint!r} is for variant "
-                             f"{CHECKPOINT_VARIANT[checkpoint]!r}, not {variant!r}")
-        if dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(_DTYPES)} (got {dtype!r})")
-        if multimask != "auto" and (isinstance(multimask, bool) or not isinstance(multimask, int)
-                                    or not 0 <= multimask < 4):
-            raise ValueError(f"multimask must be 'auto' or 0..3 (got {multimask!r})")
+        self._set_options(builders=BUILDERS, checkpoint_variant=CHECKPOINT_VARIANT, variant=variant,
+                          checkpoint=checkpoint, multimask=multimask, prompt_batch_size=prompt_batch_size,
+                          image_batch_size=image_batch_size, dtype=dtype, seed=seed, model_kwargs=model_kwargs)
         if isinstance(mask_threshold, bool) or not isinstance(mask_threshold, (int, float)) \
                 or not np.isfinite(mask_threshold):
             raise ValueError(f"mask_threshold must be a finite number (got {mask_threshold!r})")
-        if isinstance(prompt_batch_size, bool) or not isinstance(prompt_batch_size, int) \
-                or prompt_batch_size < 1:
-            raise ValueError(f"prompt_batch_size must be an int >= 1 (got {prompt_batch_size!r})")
-        if model_kwargs is not None and not isinstance(model_kwargs, dict):
-            raise ValueError(f"model_kwargs must be a dict (got {type(model_kwargs).__name__})")
-        self.variant, self.checkpoint, self.multimask = variant, checkpoint, multimask
-        self.mask_threshold, self.prompt_batch_size = float(mask_threshold), prompt_batch_size
-        if isinstance(image_batch_size, bool) or not isinstance(image_batch_size, int) or image_batch_size < 1:
-            raise ValueError(f"image_batch_size must be an int >= 1 (got {image_batch_size!r})")
-        self.image_batch_size = image_batch_size
-        self.encoded_images = 0
-        self.dtype, self.seed = dtype, seed
-        self.model_kwargs = dict(model_kwargs or {})
-        self.predictor: Optional[SamBatchPredictor] = None
-        self.device: Optional[str] = None
+        self.mask_threshold = float(mask_threshold)
 
     def required_files(self) -> list[str]:
         if self.checkpoint is None:
@@ -105,9 +80,7 @@ class SAMMaskHead(PredictorMaskHead):
     def setup(self, device: str = "cpu") -> None:
         if self.predictor is not None and self.device == device:
             return
-        dtype = _DTYPES[self.dtype]
-        if dtype == torch.float16 and not str(device).startswith("cuda"):
-            raise ValueError("float16 needs a CUDA device; use bfloat16 or float32 on CPU")
+        dtype = self._torch_dtype(device)
         model = self.build_model().to(device)
         model.image_encoder.to(dtype)
         self.predictor = SamBatchPredictor(model, multimask=self.multimask,

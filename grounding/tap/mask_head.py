@@ -20,10 +20,6 @@ from .predictor import TapPrediction, TapPredictor
 from .tokenizer import ByteTokenizer, SentencePieceTokenizer
 from .weights import CHECKPOINT_VARIANT, CHECKPOINTS, CONCEPTS, TOKENIZER
 
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
-
-
 @MASK_HEADS.register_module()
 class TAPMaskHead(PredictorMaskHead):
     """Tokenize Anything via Prompting: a mask, an IoU score, top-k concepts and a caption per box.
@@ -51,36 +47,23 @@ class TAPMaskHead(PredictorMaskHead):
         model_kwargs: extra keyword arguments of the build function (e.g. ``image_size``).
     """
 
+    family = "TAP"
+
     def __init__(self, *, variant: str = "vit_l", checkpoint: Optional[str] = "tap_vit_l_v1_1",
                  concepts: Union[str, Mapping[str, Any], None] = "merged_2560", tokenizer: Optional[str] = None,
                  top_k_concepts: int = 3, max_caption_tokens: Optional[int] = None,
                  caption: bool = True, multimask: Union[str, int] = "auto",
                  prompt_batch_size: int = 64, image_batch_size: int = 1, dtype: str = "float32", seed: int = 0,
                  model_kwargs: Optional[dict[str, Any]] = None) -> None:
-        if variant not in BUILDERS:
-            raise ValueError(f"unknown TAP variant {variant!r} (choose from {sorted(BUILDERS)})")
-        if checkpoint in CHECKPOINT_VARIANT and CHECKPOINT_VARIANT[checkpoint] != variant:
-            raise ValueError(f"checkpoint {checkpoint!r} is for variant "
-                             f"{CHECKPOINT_VARIANT[checkpoint]!r}, not {variant!r}")
-        if dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(_DTYPES)} (got {dtype!r})")
-        if multimask != "auto" and not (isinstance(multimask, int) and 0 <= multimask < 4):
-            raise ValueError(f"multimask must be 'auto' or 0..3 (got {multimask!r})")
-        if prompt_batch_size < 1 or top_k_concepts < 1:
-            raise ValueError("prompt_batch_size and top_k_concepts must be >= 1")
+        self._set_options(builders=BUILDERS, checkpoint_variant=CHECKPOINT_VARIANT, variant=variant,
+                          checkpoint=checkpoint, multimask=multimask, prompt_batch_size=prompt_batch_size,
+                          image_batch_size=image_batch_size, dtype=dtype, seed=seed, model_kwargs=model_kwargs)
+        if isinstance(top_k_concepts, bool) or not isinstance(top_k_concepts, int) or top_k_concepts < 1:
+            raise ValueError(f"top_k_concepts must be an int >= 1 (got {top_k_concepts!r})")
         if max_caption_tokens is not None and max_caption_tokens < 1:
             raise ValueError(f"max_caption_tokens must be >= 1 (got {max_caption_tokens})")
-        self.variant, self.checkpoint, self.concepts = variant, checkpoint, concepts
-        self.tokenizer, self.top_k_concepts = tokenizer, top_k_concepts
-        self.max_caption_tokens, self.caption, self.multimask = max_caption_tokens, caption, multimask
-        self.prompt_batch_size, self.dtype, self.seed = prompt_batch_size, dtype, seed
-        if isinstance(image_batch_size, bool) or not isinstance(image_batch_size, int) or image_batch_size < 1:
-            raise ValueError(f"image_batch_size must be an int >= 1 (got {image_batch_size!r})")
-        self.image_batch_size = image_batch_size
-        self.encoded_images = 0
-        self.model_kwargs = dict(model_kwargs or {})
-        self.predictor: Optional[TapPredictor] = None
-        self.device: Optional[str] = None
+        self.concepts, self.tokenizer, self.top_k_concepts = concepts, tokenizer, top_k_concepts
+        self.max_caption_tokens, self.caption = max_caption_tokens, caption
 
     def required_files(self) -> list[str]:
         files = []
@@ -132,9 +115,7 @@ class TAPMaskHead(PredictorMaskHead):
     def setup(self, device: str = "cpu") -> None:
         if self.predictor is not None and self.device == device:
             return
-        dtype = _DTYPES[self.dtype]
-        if dtype == torch.float16 and not str(device).startswith("cuda"):
-            raise ValueError("float16 needs a CUDA device; use bfloat16 or float32 on CPU")
+        dtype = self._torch_dtype(device)
         tokenizer = self._load_tokenizer() if (self.caption or self._byte_tokenizer()) else None
         vocab = tokenizer.n_words if tokenizer is not None else 32000
         model = self._build_model(vocab).eval().to(device=device, dtype=dtype)

@@ -3,10 +3,10 @@ writer thread, and the engines that run the pipeline (local threads, or a Ray cl
 
 ``run_job`` is what ``openvocab label`` runs (see :mod:`openvocab.engine.job`).
 """
-from .job import (ENGINES, FORMATS, JobError, JobSummary, RayOptions, parse_formats, recorded_results, run_job,
-                  setup_pipeline)
-from .lock import OutputLock, OutputLockedError
 from ..outdir import OutputError
+from .job import ENGINES, FORMATS, JobError, JobSummary, RayOptions, parse_formats, run_job, setup_pipeline
+from .lock import OutputLock, OutputLockedError
+from .outputs import recorded_results
 from .state import JobState, StateError
 
 __all__ = ["run_job", "setup_pipeline", "JobSummary", "JobError", "RayOptions", "FORMATS", "ENGINES", "parse_formats",

@@ -10,32 +10,28 @@ writes the same files as one uninterrupted run over the same inputs, and never l
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 from .. import __version__, hub
 from ..errors import UserError
-from ..fileio import new_file_mode
-from ..images import ImageLoadError, load_image
-from ..inputs import InputItem, InputProblem, collect_inputs
-from ..jsonio import encode_line
-from ..pipeline import Pipeline
-from ..registry import WRITERS
-from ..serialize import result_from_dict
-from ..structures import ImageResult
 from ..image_root import common_root, outside_root
+from ..images import ImageLoadError, load_image
+from ..inputs import InputItem, collect_inputs
 from ..outdir import (TEMP_SUFFIX, OutputError, describe_os_error, make_dirs, refuse_foreign, remove_outputs,
                       remove_stale_temp)
-from ..writers.base import Writer, WriterContext, atomic_open, atomic_write_text, class_list
+from ..pipeline import Pipeline
+from ..registry import WRITERS
+from ..writers.base import Writer, WriterContext
 from .fingerprint import describe_changes, job_fingerprint
 from .loader import default_workers
 from .lock import OutputLock
+from .outputs import FAILURES_FILE, JOB_FILES, fresh_file, job_failures, render_outputs
 from .sink import ResultSink
 from .state import STATE_DIR, JobState
 
@@ -51,12 +47,6 @@ FORMATS: dict[str, dict] = {
     "fiftyone": dict(type="FiftyOneWriter"), "vis": dict(type="OverlayWriter"),
 }
 ENGINES = ("local", "ray")
-#: the job's class list, one name per line: line ``i`` is YOLO class ``i`` and COCO category ``i + 1``
-CLASSES_FILE = "classes.txt"
-#: one ``{"file", "error"}`` line per input that gave no labels
-FAILURES_FILE = "failures.jsonl"
-#: the files every job writes beside its writers' outputs
-JOB_FILES = (FAILURES_FILE, CLASSES_FILE)
 
 
 class JobError(UserError):
@@ -216,7 +206,7 @@ def _run(pipeline: Pipeline, inputs: Sequence[str], out: Path, state: JobState, 
     failures_path = out / FAILURES_FILE
     bar = tqdm(total=len(todo) + len(problems), unit="img", desc="labeling", disable=not progress,
                dynamic_ncols=True, smoothing=0.1)
-    sink = ResultSink(state, [w for w in writers if w.per_image], _fresh_file(failures_path),
+    sink = ResultSink(state, [w for w in writers if w.per_image], fresh_file(failures_path),
                       threaded=workers > 0 or engine == "ray", progress=bar, reload=_reload)
     finished = False
     try:
@@ -234,9 +224,9 @@ def _run(pipeline: Pipeline, inputs: Sequence[str], out: Path, state: JobState, 
         finally:
             bar.close()
             if finished or _interrupted():
-                _finish(writers, state, items, problems, failures_path, classes)
+                render_outputs(writers, state, items, problems, failures_path, classes)
     summary.labeled = sink.counts.labeled
-    summary.failed = _failures(state, items, problems)
+    summary.failed = job_failures(state, items, problems)
     summary.seconds = time.monotonic() - start
     return summary
 
@@ -332,23 +322,6 @@ def _open_writers(writers: list[Writer], out: Path, context: WriterContext) -> N
             raise JobError(f"writer {type(w).__name__}: {e}") from None
 
 
-def _fresh_file(path: Path):
-    """A new, empty ``path`` open for appending (binary): made as a temp file and renamed over ``path``, so a link
-    or a file planted there is replaced, never written through."""
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
-    except OSError as e:
-        raise OutputError(f"cannot write {describe_os_error(e, path)}") from None
-    try:
-        os.chmod(tmp, new_file_mode())
-        os.replace(tmp, path)
-    except OSError as e:
-        os.close(fd)
-        os.unlink(tmp)
-        raise OutputError(f"cannot write {describe_os_error(e, path)}") from None
-    return os.fdopen(fd, "ab")
-
-
 def _engine(name: str) -> Callable:
     if name == "ray":
         from .ray_engine import run_ray
@@ -377,54 +350,3 @@ def _interrupted() -> bool:
     return isinstance(exc, KeyboardInterrupt)
 
 
-def recorded_results(state: JobState, items: Sequence[InputItem]) -> Callable[[], Iterator[ImageResult]]:
-    """The finished results of ``items`` in input order, read from the record (each time it is called)."""
-    def results() -> Iterator[ImageResult]:
-        for item in items:
-            text = state.result_json(item.key)
-            if text is None:
-                continue
-            r = result_from_dict(_loads(text))
-            if r.image.file != item.file:  # recorded under another spelling of the same file
-                r = dataclasses.replace(r, image=dataclasses.replace(r.image, file=item.file))
-            yield r
-    return results
-
-
-def _loads(text: str) -> Any:
-    import json
-
-    return json.loads(text)
-
-
-def _finish(writers: list[Writer], state: JobState, items: Sequence[InputItem], problems: Sequence[InputProblem],
-            failures_path: Path, classes: Optional[Sequence[str]]) -> None:
-    results = recorded_results(state, items)
-    kept = f"(every finished image is kept in {state.path})"
-    try:
-        for w in writers:
-            try:
-                w.finish(results)
-                w.close()
-            except (OSError, OutputError):
-                raise
-            except Exception as e:  # noqa: BLE001 - a writer's library failing (Datumaro...): one line, resumable
-                raise OutputError(f"{type(w).__name__} cannot write its output ({type(e).__name__}: {e}); rerun "
-                                  f"with --resume {kept}") from None
-        atomic_write_text(failures_path.parent / CLASSES_FILE,
-                          "".join(n + "\n" for n in class_list(classes, results())))
-        with atomic_open(failures_path, "wb") as f:
-            for rec in _failures(state, items, problems):
-                f.write(encode_line(rec))
-    except OSError as e:
-        raise OutputError(f"cannot write the outputs: {describe_os_error(e)} {kept}") from None
-
-
-def _failures(state: JobState, items: Sequence[InputItem], problems: Sequence[InputProblem]) -> list[dict]:
-    """This run's failures in input order: inputs that gave no image, then images not done with their error."""
-    out = [{"file": str(p), "error": p.reason} for p in problems]
-    for item in items:
-        err = state.failure(item.key)
-        if err is not None and state.result_json(item.key) is None:
-            out.append({"file": item.file, "error": err})
-    return out

@@ -2,7 +2,7 @@
 
 :class:`WordNetBoxableFilter` classifies a tag by its part of speech and the lexicographer file
 (WordNet's coarse semantic class, e.g. ``noun.artifact``, ``noun.time``) of its most frequent
-sense. The prompt builder (:class:`openvocab.prompt.TagPromptBuilder`) takes it as
+sense. The prompt builder (:class:`grounding.prompt.TagPromptBuilder`) takes it as
 ``boxable_filter=dict(type='WordNetBoxableFilter')`` so that only boxable tags reach the
 detector while every tag stays an image tag.
 

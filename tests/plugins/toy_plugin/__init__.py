@@ -15,7 +15,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from openvocab import hub
-from openvocab.prompt import PromptChunker
+from grounding.prompt import PromptChunker
 from openvocab.registry import DETECTORS, MASK_HEADS, TAGGERS
 from openvocab.stages import Detector, MaskHead, Tagger
 from openvocab.structures import Detections, Regions, Tag, Tags, TagSource

@@ -1,37 +1,86 @@
-"""Tags -> text prompts for text-prompted detectors: the caption and the character span of every tag.
+"""Tags -> text prompts for text-prompted detectors (Grounding DINO, native and transformers): the caption and the
+character span of every tag.
 
 Grounding-DINO-style captions join tags with ``" . "`` and end with ``" ."``
 (``"cat . fire hydrant ."``); the detector's sub-sentence mask keeps each tag's tokens
 attending only among themselves. A vocabulary longer than the detector's token limit is split
 into several prompts (chunks) that the detector runs separately and merges.
 
-Prompts are a detector's own business: the pipeline hands it tag names, and a text-prompted
-detector turns them into prompts with a :class:`PromptChunker` (the native Grounding DINO and the
-transformers backends share it). The chunker caches per vocabulary, so a ``--vocab`` job builds
-and tokenizes its prompts once, not once per image.
+Prompts are a detector's own business: the pipeline hands it tag names (openvocab's core speaks in tags
+only), and a text-prompted detector turns them into prompts with a :class:`PromptChunker` (the native
+Grounding DINO and the transformers backends share it; a plugin detector may too). The chunker caches per
+vocabulary, so a ``--vocab`` job builds and tokenizes its prompts once, not once per image.
 """
 from __future__ import annotations
 
+import abc
 import re
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Union
 
-from .registry import BOXABLE_FILTERS, PROMPT_BUILDERS
-from .stages import BoxableFilter, PromptBuilder
-from .structures import Prompt, TagSpan
+from openvocab.registry import PROMPT_BUILDERS
 
 
-@BOXABLE_FILTERS.register_module()
-class ListBoxableFilter(BoxableFilter):
-    """Everything is boxable except the names listed in ``not_boxable`` (case-insensitive)."""
+@dataclass(frozen=True)
+class TagSpan:
+    """A tag's place in a detector prompt: ``caption[start:end] == name`` (character offsets).
 
-    def __init__(self, *, not_boxable: Sequence[str] = (), boxable: Sequence[str] = ()) -> None:
-        self.not_boxable = {n.strip().lower() for n in not_boxable}
-        self.boxable = {n.strip().lower() for n in boxable}
+    ``tag`` is the tag as the caller spelled it (``"St. Bernard"`` for the caption text
+    ``"st bernard"``); ``None`` means the same as ``name``. Boxes are labelled with :attr:`label`.
+    """
 
-    def is_boxable(self, tag: str) -> bool:
-        key = tag.strip().lower()
-        return key in self.boxable or key not in self.not_boxable
+    name: str
+    start: int
+    end: int
+    tag: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start < self.end:
+            raise ValueError(f"Bad span [{self.start}, {self.end}) for tag {self.name!r}")
+
+    @property
+    def label(self) -> str:
+        """The tag name a box found through this span is labelled with."""
+        return self.name if self.tag is None else self.tag
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A detector text prompt (one chunk of a vocabulary), e.g. ``"cat . fire hydrant ."``.
+
+    Attributes:
+        caption: the text fed to the detector's text encoder.
+        spans: the character span of every tag inside ``caption``, in caption order.
+    """
+
+    caption: str
+    spans: tuple[TagSpan, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "spans", tuple(self.spans))
+        for s in self.spans:
+            if s.end > len(self.caption) or self.caption[s.start:s.end] != s.name:
+                raise ValueError(f"Span {s} does not match caption {self.caption!r}")
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.spans]
+
+    @property
+    def labels(self) -> list[str]:
+        """The caller's tag names, in caption order (see :attr:`TagSpan.label`)."""
+        return [s.label for s in self.spans]
+
+
+class PromptBuilder(abc.ABC):
+    """Tag names -> text prompts (chunks under a text encoder's token limit) with per-tag spans; used by
+    text-prompted detectors (their own business, through :class:`PromptChunker`)."""
+
+    @abc.abstractmethod
+    def build(self, names: Sequence[str], count_tokens: Callable[[str], int],
+              max_tokens: int) -> list[Prompt]:
+        ...
 
 
 def normalise_tag(name: str) -> str:
