@@ -48,7 +48,7 @@ class AttentionLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, query_pos: torch.Tensor, memory: Optional[torch.Tensor] = None,
                 pos: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Sequence-first tensors: ``x [Q, B, D]``; ``memory [HW, B, D]``; ``mask [B*heads, Q, HW]`` (True = blocked)."""
+        """Sequence-first: ``x [Q, B, D]``; ``memory [HW, B, D]``; ``mask [B*heads, Q, HW]`` (True = blocked)."""
         y = self.norm(x) if self.pre_norm else x
         if self.cross:
             out = self.multihead_attn(y + query_pos, memory + pos, memory, attn_mask=mask, need_weights=False)[0]

@@ -53,16 +53,19 @@ def read_config(folder: Path) -> dict[str, Any]:
 
 
 def load_checkpoint(path: os.PathLike | str, *, device: str = "cpu", dtype: str = "float32",
-                    mask_cfg: Optional[Mapping[str, Any]] = None) -> tuple[PSALMModel, Any]:
+                    mask_cfg: Optional[Mapping[str, Any]] = None,
+                    config: Optional[PSALMConfig] = None) -> tuple[PSALMModel, Any]:
     """A PSALM folder (``config.json``, tokenizer, weights) -> ``(model in eval mode on device, tokenizer)``.
 
     ``mask_cfg``: the mask decoder's detectron2 config as a nested dict (default: the release's
-    ``maskformer2_swin_base_384_bs16_50ep.yaml``, which every official eval script uses).
+    ``maskformer2_swin_base_384_bs16_50ep.yaml``, which every official eval script uses). ``config``: sizes to
+    use instead of those read from ``config.json`` + ``mask_cfg`` (a checkpoint of a patched official model).
     """
     folder = Path(path)
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)} (got {dtype!r})")
-    config = config_from_official(read_config(folder), mask_cfg)
+    llava_config = read_config(folder)
+    config = config or config_from_official(llava_config, mask_cfg)
     model = empty_model(config)
     load_official_weights(model, read_checkpoint(folder), source=str(folder))
     tokenizer = load_tokenizer(folder)

@@ -56,7 +56,8 @@ class MaskResult:
 def _result(masks: list[np.ndarray], scores, labels, queries, hw: tuple[int, int]) -> MaskResult:
     stack = np.stack(masks) if masks else np.zeros((0, *hw), bool)
     return MaskResult(masks=stack, scores=np.asarray(scores, np.float32).reshape(-1),
-                      labels=np.asarray(labels, np.int64).reshape(-1), queries=np.asarray(queries, np.int64).reshape(-1))
+                      labels=np.asarray(labels, np.int64).reshape(-1),
+                      queries=np.asarray(queries, np.int64).reshape(-1))
 
 
 class PSALMPredictor:
@@ -143,37 +144,49 @@ class PSALMPredictor:
         encoded = self._image(encoded)
         out = self.run(encoded, self.prompts.categories(names, task="semantic" if mode == "semantic" else "panoptic"))
         logits = out.class_logits[0].float()
-        hw = encoded.prepared.original_hw
-        masks, scores, labels, queries = [], [], [], []
-        if mode == "instance":
-            class_scores, top_q, top_l = post.instance_topk(logits, logits.shape[0])
-            final = class_scores.cpu() * self.all_mask_scores(encoded, out).cpu()[top_q.cpu()]
-            for q, lab, s in zip(top_q.tolist(), top_l.tolist(), final.tolist()):
-                if s >= threshold:
-                    m = (self.masks(encoded, out, [q])[0] > 0).cpu().numpy()
-                    if m.any():
-                        masks.append(m), scores.append(s), labels.append(lab), queries.append(q)
-        elif mode == "panoptic":
-            kept, kept_scores, kept_labels = post.panoptic_queries(logits)
-            seg_map, segments = post.panoptic_segments(self.masks(encoded, out, kept.tolist()), kept, kept_scores,
-                                                       kept_labels, [True] * (logits.shape[1] - 1))
-            for seg in segments:
-                if seg.score >= threshold:
-                    masks.append((seg_map == seg.id).cpu().numpy())
-                    scores.append(seg.score), labels.append(seg.category_id), queries.append(seg.query)
-        else:
-            sem = sum(post.semantic_map(logits[s:s + self.chunk],
-                                        self.masks(encoded, out, range(s, min(s + self.chunk, logits.shape[0]))))
-                      for s in range(0, logits.shape[0], self.chunk))
-            winner, share = sem.argmax(0), sem / sem.sum(0, keepdim=True).clamp_min(1e-12)
-            for c in range(sem.shape[0]):
-                region = winner == c
-                s = float(share[c][region].mean()) if bool(region.any()) else 0.0
-                if region.any() and s >= threshold:
-                    masks.append(region.cpu().numpy()), scores.append(s), labels.append(c), queries.append(-1)
-        order = np.argsort(-np.asarray(scores, np.float64), kind="stable")[:max_detections]
-        return _result([masks[i] for i in order], np.asarray(scores)[order] if scores else [],
-                       np.asarray(labels)[order] if labels else [], np.asarray(queries)[order] if queries else [], hw)
+        found = {"instance": self._instances, "panoptic": self._panoptic, "semantic": self._semantic}[mode](
+            encoded, out, logits, threshold, max_detections)
+        found.sort(key=lambda f: -f[1])  # stable: ties keep the official order
+        found = found[:max_detections]
+        return _result([f[0] for f in found], [f[1] for f in found], [f[2] for f in found], [f[3] for f in found],
+                       encoded.prepared.original_hw)
+
+    def _instances(self, encoded, out, logits, threshold, limit) -> list[tuple]:
+        """Official instance inference: the top Q (query, class) pairs by class probability, scored x mask score."""
+        class_scores, top_q, top_l = post.instance_topk(logits, logits.shape[0])
+        final = class_scores.cpu() * self.all_mask_scores(encoded, out).cpu()[top_q.cpu()]
+        found, cache = [], {}
+        for i in torch.argsort(final, descending=True, stable=True).tolist():
+            q, score = int(top_q[i]), float(final[i])
+            if score < threshold or (limit is not None and len(found) >= limit):
+                break
+            if q not in cache:
+                cache[q] = (self.masks(encoded, out, [q])[0] > 0).cpu().numpy()
+            if cache[q].any():
+                found.append((cache[q], score, int(top_l[i]), q))
+        return found
+
+    def _panoptic(self, encoded, out, logits, threshold, limit) -> list[tuple]:
+        """Official panoptic inference, every class a thing: one non-overlapping segment per kept query."""
+        kept, kept_scores, kept_labels = post.panoptic_queries(logits)
+        seg_map, segments = post.panoptic_segments(self.masks(encoded, out, kept.tolist()), kept, kept_scores,
+                                                   kept_labels, [True] * (logits.shape[1] - 1))
+        return [((seg_map == seg.id).cpu().numpy(), seg.score, seg.category_id, seg.query)
+                for seg in segments if seg.score >= threshold]
+
+    def _semantic(self, encoded, out, logits, threshold, limit) -> list[tuple]:
+        """Official semantic map; per class the pixels where it wins the argmax, scored by its mean share there."""
+        q = logits.shape[0]
+        sem = sum(post.semantic_map(logits[s:s + self.chunk],
+                                    self.masks(encoded, out, range(s, min(s + self.chunk, q))))
+                  for s in range(0, q, self.chunk))
+        winner, share = sem.argmax(0), sem / sem.sum(0, keepdim=True).clamp_min(1e-12)
+        found = []
+        for c in range(sem.shape[0]):
+            region = winner == c
+            if bool(region.any()) and float(share[c][region].mean()) >= threshold:
+                found.append((region.cpu().numpy(), float(share[c][region].mean()), c, -1))
+        return found
 
     @torch.inference_mode()
     def refer(self, sentences: Sequence[str] | str, *, encoded: Optional[EncodedImage] = None, top_k: int = 1,

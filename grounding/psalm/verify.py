@@ -7,8 +7,9 @@ post-processing, saves what it computed under the fixture's names (``tasks.<task
 outputs}.<name>``; also for a fixture that holds only inputs) and compares with what is stored: numbers at
 ``--atol`` (1e-4), token ids and decisions exactly, binary masks pixel by pixel except the pixels the fixture
 flags as near-ties (|mask logit| < 1e-4, ``panoptic_near_decision_pixels``, ``sem_seg_near_tie_pixels``).
-The region task's ``outputs.gt`` (the dataset's ground truth resized by torch 2.0's uint8 bilinear) is not a model
-output and is not reproduced. Exit 1 when a comparison fails or when no model output was compared; 2 when the file is not a PSALM fixture.
+The region task's ``outputs.gt`` (the dataset's ground truth resized by torch 2.0's uint8 bilinear) is not a
+model output and is not reproduced. Exit 1 when a comparison fails or when no model output was compared; 2 when
+the file is not a PSALM fixture.
 """
 from __future__ import annotations
 
@@ -115,7 +116,8 @@ def _compare_outputs(r: Report, task: str, got: dict, ref: dict, inputs: dict,
         else:
             idx = [ours[f] for f in theirs]
             r.num(f"{p}.instances.scores", got["instances"]["scores"][idx], ref["instances"]["scores"])
-            r.exact(f"{p}.instances.pred_classes", got["instances"]["pred_classes"][idx], ref["instances"]["pred_classes"])
+            r.exact(f"{p}.instances.pred_classes", got["instances"]["pred_classes"][idx],
+                    ref["instances"]["pred_classes"])
             queries = torch.as_tensor(theirs) // c
             r.binary(f"{p}.instances.pred_masks", got["instances"]["pred_masks"][idx], ref["instances"]["pred_masks"],
                      None if near is None else near[queries])
@@ -127,7 +129,8 @@ def _compare_outputs(r: Report, task: str, got: dict, ref: dict, inputs: dict,
                      None if ignore is None else torch.as_tensor(ignore).bool())
     for key in ("eval_top1_query", "eval_top1_query_per_region", "segments_info"):
         if key in ref:
-            r.exact(f"{p}.{key}", got.get(key), ref[key] if not isinstance(ref[key], torch.Tensor) else ref[key].tolist())
+            stored = ref[key].tolist() if isinstance(ref[key], torch.Tensor) else ref[key]
+            r.exact(f"{p}.{key}", got.get(key), stored)
     if "sem_seg" in ref:
         r.num(f"{p}.sem_seg", got["sem_seg"], ref["sem_seg"])
     if "eval_top1_mask" in ref:

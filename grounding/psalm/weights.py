@@ -10,9 +10,10 @@ from __future__ import annotations
 from openvocab.hub import RemoteRepo
 
 HF_REPO = "EnmingZhang/PSALM"
-#: the GitHub repository of the official code (its LICENSE file is Apache-2.0; the hub card states no licence)
+#: the GitHub repository of the official code (its LICENSE file, read at commit d5dbfda, is Apache-2.0)
 CODE_REPO = "https://github.com/zamling/PSALM"
-LICENCE = "Apache-2.0 (code repository's LICENSE; the model card states none: not verified)"
+#: as published: the code's licence; the model card on the hub could not be read here, so it is not verified
+LICENCE = "Apache-2.0 (the code repository's LICENSE; the model card could not be checked)"
 
 CHECKPOINTS: dict[str, RemoteRepo] = {
     HF_REPO: RemoteRepo(repo=HF_REPO, description="PSALM (Phi-1.5 + Swin-B + Mask2Former decoder, 1024 px): "
