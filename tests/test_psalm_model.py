@@ -51,10 +51,10 @@ def official_layout(sd: dict, heads: int) -> dict:
 @pytest.fixture(scope="module")
 def predictor():
     torch.manual_seed(3)
-    source = PSALMModel(PSALMConfig(**SIZES))
+    source = PSALMModel(config=PSALMConfig(**SIZES))
     with torch.no_grad():
         source.seg_query.normal_()
-    target = PSALMModel(PSALMConfig(**SIZES))
+    target = PSALMModel(config=PSALMConfig(**SIZES))
     load_official_weights(target, official_layout(source.state_dict(), heads=4), source="official layout")
     for (name, a), b in zip(source.state_dict().items(), target.state_dict().values()):
         assert torch.equal(a, b), name

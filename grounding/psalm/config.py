@@ -17,7 +17,7 @@ SWIN_TYPES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PSALMConfig:
     """Every size of the model; the defaults are the release (Phi-1.5 + Swin-B, 1024 px, 100 queries).
 

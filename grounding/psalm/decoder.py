@@ -5,6 +5,10 @@ and after the last, the heads predict from ``decoder_norm(x)``: mask logits ``ma
 and, when the prompt gives them, ``SEG_proj(x) . SEG_embedding`` (referring), ``CLASS_proj(x) . class
 embeddings`` (category list) and ``region embeddings . REGION_proj(x)`` (visual prompts). Layer ``i`` attends to
 level ``i mod 3`` (strides 32, 16, 8), masked where the previous prediction's sigmoid is below 0.5.
+
+transformers' Mask2Former decoder is not used: it starts from learned query features, ends in a fixed class head
+and has its own module layout; PSALM's is seeded by the LLM and scores against prompt embeddings. The attention
+is torch's ``nn.MultiheadAttention``, as in the official code.
 """
 from __future__ import annotations
 

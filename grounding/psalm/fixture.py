@@ -41,7 +41,7 @@ def predictor_from_fixture(fx: dict, *, device: str = "cpu") -> PSALMPredictor:
         load_official_weights(model, fx["state_dict"], source="fixture state_dict")
     else:
         torch.manual_seed(0)
-        model = PSALMModel(config)
+        model = PSALMModel(config=config)
     with tempfile.TemporaryDirectory() as d:
         for name, text in c["tokenizer_files"].items():
             (Path(d) / name).write_text(text, encoding="utf-8")
@@ -59,11 +59,12 @@ def _image(fx: dict, task: str) -> np.ndarray:
 
 def region_prompt_masks(inputs: dict, size: int) -> Optional[torch.Tensor]:
     """The region task's prompt masks ``[K, S, S]`` made by this package from the stored original prompts (a box:
-    the stored box mask's extent; a point: ``region_point_yx_original``)."""
+    the stored box mask's extent; the i-th point prompt: the i-th ``region_point_yx_original`` (y, x))."""
     kinds, originals = inputs.get("region_prompt_kinds"), inputs.get("region_prompt_masks_original")
     if kinds is None or originals is None:
         return None
-    out = []
+    points_yx = np.asarray(inputs.get("region_point_yx_original", []), np.float64).reshape(-1, 2)
+    out, n_points = [], 0
     for kind in kinds:
         m = np.asarray(originals[kind])
         h, w = m.shape
@@ -71,7 +72,8 @@ def region_prompt_masks(inputs: dict, size: int) -> Optional[torch.Tensor]:
             rows, cols = np.nonzero(m)
             drawn = box_mask([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], h, w)
         elif kind == "point":
-            y, x = inputs["region_point_yx_original"]
+            y, x = points_yx[n_points]
+            n_points += 1
             drawn = disc_mask(np.asarray([[x, y]], np.float64), h, w)
         else:
             raise ValueError(f"unknown region prompt kind {kind!r}")

@@ -33,7 +33,7 @@ def empty_model(config: PSALMConfig, device: str | torch.device = "cpu") -> PSAL
     """The model with uninitialised parameters on ``device`` (built on the meta device: no random init of 1.5 B
     weights about to be overwritten); Phi's rotary tables, which no checkpoint holds, are computed."""
     with torch.device("meta"):
-        model = PSALMModel(config)
+        model = PSALMModel(config=config)
     model = model.to_empty(device=device)
     rotary = model.language_model.rotary_emb
     with torch.device(device):

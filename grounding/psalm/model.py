@@ -89,7 +89,7 @@ class PSALMOutput:
 class PSALMModel(nn.Module):
     """The network (parameter names: :func:`.convert.convert_state_dict` maps the official ones)."""
 
-    def __init__(self, config: PSALMConfig) -> None:
+    def __init__(self, *, config: PSALMConfig) -> None:
         super().__init__()
         from transformers import PhiModel
 
@@ -209,7 +209,7 @@ class PSALMModel(nn.Module):
 
 def build_psalm(config: Optional[PSALMConfig] = None, **overrides) -> PSALMModel:
     """The release's architecture (Phi-1.5, Swin-B, 1024 px, 100 queries); keyword arguments override sizes."""
-    return PSALMModel((config or PSALMConfig()).replace(**overrides))
+    return PSALMModel(config=(config or PSALMConfig()).replace(**overrides))
 
 
 def build_psalm_tiny(*, image_size: int = 128, swin_embed_dim: int = 16, swin_depths=(1, 1, 2, 1),
@@ -220,7 +220,7 @@ def build_psalm_tiny(*, image_size: int = 128, swin_embed_dim: int = 16, swin_de
                      dim_feedforward: int = 128, decoder_layers: int = 3, encoder_layers: int = 1,
                      encoder_ffn_dim: int = 128, **overrides) -> PSALMModel:
     """A tiny PSALM for tests and smoke runs (random weights; the byte tokenizer's 259 ids)."""
-    return PSALMModel(PSALMConfig(
+    return PSALMModel(config=PSALMConfig(
         image_size=image_size, swin_embed_dim=swin_embed_dim, swin_depths=tuple(swin_depths),
         swin_num_heads=tuple(swin_num_heads), swin_window_size=swin_window_size, projector_width=projector_width,
         vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=intermediate_size,

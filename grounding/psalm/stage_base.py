@@ -21,7 +21,7 @@ from .weights import CHECKPOINTS, HF_REPO
 class Loaded:
     """A model and its tokenizer, shared by the stages that name the same weights."""
 
-    def __init__(self, model, tokenizer) -> None:
+    def __init__(self, *, model, tokenizer) -> None:
         self.model, self.tokenizer = model, tokenizer
 
 
@@ -33,7 +33,8 @@ def load_shared(key: tuple, make) -> Loaded:
     with _lock:
         found = _loaded.get(key)
         if found is None:
-            found = Loaded(*make())
+            model, tokenizer = make()
+            found = Loaded(model=model, tokenizer=tokenizer)
             _loaded[key] = found
         return found
 
