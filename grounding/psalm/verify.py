@@ -66,10 +66,15 @@ class Report:
 
     def exact(self, label: str, got: Any, ref: Any, model: bool = True) -> None:
         if isinstance(ref, torch.Tensor) or isinstance(got, torch.Tensor):
-            same = torch.as_tensor(got).shape == torch.as_tensor(ref).shape and bool(
-                (torch.as_tensor(got).cpu() == torch.as_tensor(ref)).all())
-        else:
-            same = got == ref
+            got, ref = torch.as_tensor(got).cpu(), torch.as_tensor(ref)
+            if got.shape != ref.shape:
+                return self._line(label, f"SHAPE {tuple(got.shape)} vs stored {tuple(ref.shape)}", False, model)
+            n = int((got != ref).sum())
+            text = "equal" if n == 0 else f"DIFFERENT in {n} of {ref.numel()} values"
+            if n and ref.numel() <= 64:
+                text += f" (got {_short(got)}, stored {_short(ref)})"
+            return self._line(label, text, n == 0, model)
+        same = got == ref
         self._line(label, "equal" if same else f"DIFFERENT (got {_short(got)}, stored {_short(ref)})", same, model)
 
     def binary(self, label: str, got: torch.Tensor, ref: torch.Tensor, ignore: Optional[torch.Tensor]) -> None:
