@@ -81,6 +81,16 @@ def test_free_text_detect_gives_the_referred_box(capsys):
         assert det["phrase"] == text and 0 <= x1 < x2 <= 640 and 0 <= y1 < y2 <= 480 and 0 <= det["score"] <= 1
 
 
+def test_free_text_is_one_referring_sentence():
+    det = PSALMDetector(checkpoint=None, variant="tiny")
+    det.setup("cpu")
+    plain, dotted = det.detect_text([_image(), _image()], ["a red circle", " a red circle. "])
+    assert plain.scores.tolist() == dotted.scores.tolist()  # the prompt adds the sentence's period itself
+    assert dotted.phrases == (" a red circle. ",) and dotted.labels == dotted.phrases
+    with pytest.raises(ValueError, match="description"):
+        det.detect_text([_image()], [" . "])
+
+
 def test_mask_head_swaps_in_for_tap(tmp_path):
     cfg = tmp_path / "swap.py"
     cfg.write_text(f"_base_ = {str(configs_dir() / 'tiny_random.py')!r}\n"

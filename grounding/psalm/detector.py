@@ -58,12 +58,16 @@ class PSALMDetector(PSALMStage, Detector):
         return out
 
     def detect_text(self, images: Sequence[np.ndarray], texts: Sequence[str]) -> list[Detections]:
-        """The referred object(s): ``phrases`` (and ``labels``) are the text as given."""
+        """The referred object(s): ``phrases`` (and ``labels``) are the text as given. PSALM's prompt ends each
+        referring sentence with a period (as its training data), so a period the text ends with is not doubled."""
         pred = self._require()
         if len(images) != len(texts):
             raise ValueError(f"{len(images)} images but {len(texts)} texts")
         out = []
         for i, enc in self.encode(images).items():
-            res = pred.refer(texts[i], encoded=enc, top_k=self.text_top_k, threshold=self.text_threshold)
+            sentence = texts[i].strip().rstrip(".").strip()
+            if not sentence:
+                raise ValueError(f"free-text grounding needs a description, got {texts[i]!r}")
+            res = pred.refer(sentence, encoded=enc, top_k=self.text_top_k, threshold=self.text_threshold)
             out.append(to_instances(res, [texts[i]] * len(res), [texts[i]] * len(res)).detections)
         return out
