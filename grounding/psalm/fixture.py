@@ -126,6 +126,10 @@ def run_task(pred: PSALMPredictor, fx: dict, task: str) -> dict:
         "seg_query_projected": out.queries, "mask_features": e.pixel.mask_features,
         "multi_scale_features": list(e.pixel.multi_scale), "predictions_per_layer": layers,
         "mask_logits_postprocessed": full}
+    sp = out.spliced
+    res["intermediates"]["positions"] = {k: v for k, v in (
+        ("seg", sp.seg_rows), ("refer", sp.refer_rows), ("region", sp.region_rows),
+        ("cls", None if sp.class_rows is None else list(sp.class_rows))) if v is not None}
     if out.seg_embedding is not None:
         res["intermediates"]["SEG_embedding"] = out.seg_embedding
     if out.class_embedding is not None:

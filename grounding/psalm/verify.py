@@ -160,6 +160,14 @@ def compare(res: dict, fx: dict, atol: float) -> Report:
                 r.exact(f"{task}.inputs.{key}", got["inputs"][key], inputs[key], model=False)
         if inputs.get("images") is not None:
             r.num(f"{task}.inputs.images", got["inputs"]["images"], inputs["images"], model=False)
+        for name, rows in (inter.get("positions") or {}).items():  # where the splicing put each placeholder
+            if name in got["intermediates"]["positions"]:
+                mine = got["intermediates"]["positions"][name]
+                if isinstance(rows, (list, tuple)):
+                    r.exact(f"{task}.intermediates.positions.{name}", [m.tolist() for m in mine],
+                            [torch.as_tensor(x).tolist() for x in rows])
+                else:
+                    r.exact(f"{task}.intermediates.positions.{name}", mine, rows)
         for key in NUMERIC_INTERMEDIATES:
             if inter.get(key) is not None and key in got["intermediates"]:
                 r.num(f"{task}.intermediates.{key}", got["intermediates"][key], inter[key])
