@@ -201,7 +201,8 @@ class PSALMPredictor:
         for q in order:
             m = (self.masks(encoded, out, [q])[0] > 0).cpu().numpy()
             if float(scores[q]) >= threshold and m.any():
-                masks.append(m), kept.append(q)
+                masks.append(m)
+                kept.append(q)
         return _result(masks, scores[kept].numpy(), np.zeros(len(kept)), kept, encoded.prepared.original_hw)
 
     def region_points(self, masks: torch.Tensor) -> torch.Tensor:
