@@ -1,5 +1,5 @@
-"""openvocab detectors (Grounding DINO; transformers detectors), mask heads (TAP, SAM; transformers SAMs) and
-segmenters (SAM 3, CLIPSeg).
+"""openvocab detectors (Grounding DINO; transformers detectors; PSALM), mask heads (TAP, SAM; transformers SAMs;
+PSALM) and segmenters (SAM 3, CLIPSeg, PSALM).
 
 Importing this package registers its components into ``openvocab.registry``.
 """
@@ -7,3 +7,4 @@ from . import tap  # noqa: F401  (TAPMaskHead)
 from . import groundingdino  # noqa: F401  (GroundingDINODetector)
 from . import sam  # noqa: F401  (SAMMaskHead)
 from . import hf  # noqa: F401  (HFDetector, HFSamMaskHead, Sam3Segmenter, CLIPSegSegmenter: transformers models)
+from . import psalm  # noqa: F401  (PSALMSegmenter, PSALMDetector, PSALMMaskHead)

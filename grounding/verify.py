@@ -1,7 +1,7 @@
 """``python -m grounding.verify FIXTURE.pt --save OUT.pt``: parity check of a grounding model.
 
-Dispatches on the fixture's kind: a TAP fixture (``format`` starting with ``tap``) or a
-Grounding DINO fixture (``meta_json`` + ``vocab_txt``).
+Dispatches on the fixture's kind: a TAP fixture (``format`` starting with ``tap``), a
+Grounding DINO fixture (``meta_json`` + ``vocab_txt``) or a PSALM fixture (``reference.repo`` zamling/PSALM).
 """
 from __future__ import annotations
 
@@ -16,7 +16,11 @@ def fixture_kind(path: str) -> str:
         return "tap"
     if isinstance(obj, dict) and "meta_json" in obj and "vocab_txt" in obj:
         return "grounding_dino"
-    raise SystemExit(f"{path}: not a TAP or Grounding DINO parity fixture")
+    from grounding.psalm.fixture import is_psalm_fixture
+
+    if is_psalm_fixture(obj):
+        return "psalm"
+    raise SystemExit(f"{path}: not a TAP, Grounding DINO or PSALM parity fixture")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     kind = fixture_kind(argv[0])
     if kind == "tap":
         from grounding.tap.verify import main as run
+    elif kind == "psalm":
+        from grounding.psalm.verify import main as run
     else:
         from grounding.groundingdino.verify import main as run
     return run(argv)
