@@ -24,7 +24,7 @@ from openvocab.checkpoint import load_strict
 
 from .ram_plus.convert import convert_state_dict
 from .ram_plus.model import RAMPlus, model_kwargs_from_official
-from .ram_plus.preprocess import IMAGENET_MEAN, IMAGENET_STD, preprocess
+from .recognize_anything.preprocess import IMAGENET_MEAN, IMAGENET_STD, preprocess
 
 
 #: the one comparison that is not of the model's outputs (our preprocessing against the official tensor)

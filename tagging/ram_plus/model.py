@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .decoder import TaggingDecoder
-from .swin import SwinEncoder
+from ..recognize_anything.tagging_head import TaggingDecoder
+from ..recognize_anything.swin import SwinEncoder
 
 #: CLIP text width of the description embeddings (hard-coded in the official model).
 EMBED_DIM = 512

@@ -40,9 +40,9 @@ from openvocab.training.preprocessor import TrainSamplePassThrough
 
 from .convert import convert_state_dict
 from .model import RAMPlus
-from .openset import load_openset_embeddings
-from .preprocess import IMAGENET_MEAN, IMAGENET_STD, preprocess
-from .tag_lists import custom_tag_list, official_tag_list
+from ..recognize_anything.openset import load_openset_embeddings
+from ..recognize_anything.preprocess import IMAGENET_MEAN, IMAGENET_STD, preprocess
+from ..recognize_anything.tag_lists import custom_tag_list, official_tag_list
 from .tagger import VARIANTS
 from .weights import CHECKPOINTS
 
