@@ -1,6 +1,6 @@
 """RAM++ fine-tuning wrapper for mmengine's Runner (``openvocab train configs/train/tagger_*.py``).
 
-Training uses the inference dataflow unchanged: :func:`tagging.ram_plus.preprocess.preprocess` on
+Training uses the inference dataflow unchanged: :func:`tagging.recognize_anything.preprocess.preprocess` on
 each ``TrainSample.image`` (the function :class:`RAMPlusTagger` calls), then ``encode_image`` and
 ``tag_logits``; the loss is the asymmetric loss on the tag logits (RAM/RAM++: ``gamma_neg=7,
 gamma_pos=0, clip=0.05``). The tag description embeddings (``label_embed``) stay frozen, as in RAM++;
