@@ -127,18 +127,23 @@ def build_tag2text_swin_b(*, image_size: int = 384, num_classes: int = 3429, tex
 
 
 def build_tag2text_tiny(*, image_size: int = 96, embed_dim: int = 32, depths: Sequence[int] = (1, 1, 1, 1),
-                        num_heads: Sequence[int] = (1, 2, 4, 8), window_size: int = 6, num_classes: int = 32,
-                        decoder_layers: int = 2, decoder_heads: int = 2, hidden_size: int = 48,
-                        intermediate_size: int = 96, text_vocab_size: int = 128, text_layers: int = 3,
-                        text_heads: int = 4, patch_size: int = 4) -> Tag2Text:
-    """A tiny Tag2Text for tests and the random pipeline (96 px; ``hidden_size`` / ``intermediate_size`` are
-    shared by the head and the text models)."""
+                        num_heads: Sequence[int] = (1, 2, 4, 8), window_size: int = 6, patch_size: int = 4,
+                        num_classes: int = 32, decoder_hidden_size: int = 48, decoder_layers: int = 2,
+                        decoder_heads: int = 2, decoder_intermediate_size: int = 96,
+                        decoder_layer_norm_eps: float = 1e-12, decoder_hidden_act: str = "gelu",
+                        text_vocab_size: int = 128, text_hidden_size: int = 48, text_layers: int = 3,
+                        text_heads: int = 4, text_intermediate_size: int = 96, text_max_positions: int = 512,
+                        text_layer_norm_eps: float = 1e-12, text_hidden_act: str = "gelu") -> Tag2Text:
+    """A tiny Tag2Text for tests and the random pipeline (96 px: token grids 24, 12, 6, 3; 48-wide text)."""
     return Tag2Text(image_size=image_size, embed_dim=embed_dim, depths=depths, num_heads=num_heads,
                     window_size=window_size, patch_size=patch_size, num_classes=num_classes,
-                    decoder_hidden_size=hidden_size, decoder_layers=decoder_layers, decoder_heads=decoder_heads,
-                    decoder_intermediate_size=intermediate_size, text_vocab_size=text_vocab_size,
-                    text_hidden_size=hidden_size, text_layers=text_layers, text_heads=text_heads,
-                    text_intermediate_size=intermediate_size)
+                    decoder_hidden_size=decoder_hidden_size, decoder_layers=decoder_layers,
+                    decoder_heads=decoder_heads, decoder_intermediate_size=decoder_intermediate_size,
+                    decoder_layer_norm_eps=decoder_layer_norm_eps, decoder_hidden_act=decoder_hidden_act,
+                    text_vocab_size=text_vocab_size, text_hidden_size=text_hidden_size, text_layers=text_layers,
+                    text_heads=text_heads, text_intermediate_size=text_intermediate_size,
+                    text_max_positions=text_max_positions, text_layer_norm_eps=text_layer_norm_eps,
+                    text_hidden_act=text_hidden_act)
 
 
 def model_kwargs_from_official(config: dict) -> dict:
