@@ -174,3 +174,17 @@ def test_caption_settings_validate():
             CaptionSettings(**bad)
     with pytest.raises(ValueError, match="tag strings"):
         generate(None, None, torch.zeros(2, 5, 8), ["a"], CaptionSettings())
+
+
+def test_inputs_only_fixture_saves_every_call_and_fails(fixture, tmp_path, capsys):
+    bare = {k: fixture[k] for k in ("config", "checkpoint", "inputs")}
+    path = tmp_path / "bare.pt"
+    torch.save(bare, path)
+    assert verify.main([str(path), "--save", str(tmp_path / "o.pt")]) == 1
+    assert capsys.readouterr().out.splitlines()[-1].startswith("FAIL: nothing compared")
+    res = torch.load(tmp_path / "o.pt", weights_only=True)
+    gen = fixture["generation"]
+    assert res["generation"]["default_batch"]["captions"] == gen["default_batch"]["captions"]
+    assert res["generation"]["default_batch"]["best_ids"] == gen["default_batch"]["best_ids"]
+    assert [w["caption"] for w in res["generation"]["wrapper_single"]] == [w["caption"] for w in gen["wrapper_single"]]
+    assert set(res["generation"]) == {"default_batch", "wrapper_single", "teacher_forced"}  # no user tags stored
