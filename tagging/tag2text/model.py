@@ -12,6 +12,7 @@ Thresholds, tag strings, tokenization and generation are outside ``forward`` (``
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -21,6 +22,19 @@ from ..recognize_anything.bert import BertSize, TextDecoder, TextModel, padding_
 from ..recognize_anything.official_config import head_kwargs, swin_kwargs
 from ..recognize_anything.swin import SwinEncoder
 from ..recognize_anything.tagging_head import TaggingDecoder
+
+
+@dataclass
+class Tag2TextOutput:
+    """Tagging output of :meth:`Tag2Text.forward` (captions come from ``captioning.generate``).
+
+    Attributes:
+        logits: ``float [B, C]``, one logit per tag of the model's tag list (list order).
+        image_embeds: ``float [B, 1 + L, vision_width]``, image tokens (token 0 = mean token).
+    """
+
+    logits: torch.Tensor
+    image_embeds: torch.Tensor
 
 
 class GroupWiseLinear(nn.Module):
@@ -102,6 +116,10 @@ class Tag2Text(nn.Module):
         """Logits ``[B, C]`` of the model's tags."""
         queries = self.label_embed.weight.unsqueeze(0).expand(image_embeds.shape[0], -1, -1)
         return self.fc(self.tagging_head(queries, image_embeds))
+
+    def forward(self, images: torch.Tensor) -> Tag2TextOutput:
+        image_embeds = self.encode_image(images)
+        return Tag2TextOutput(logits=self.tag_logits(image_embeds), image_embeds=image_embeds)
 
     def encode_tags(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                     image_embeds: torch.Tensor) -> torch.Tensor:
