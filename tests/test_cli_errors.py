@@ -128,7 +128,7 @@ def test_a_refused_concepts_file_is_one_message(tmp_path, capsys):
 def test_a_torch_file_named_safetensors_says_what_it_is(tmp_path, what):
     from grounding.tap.concepts import load_concept_matrix
     from openvocab.checkpoint import CheckpointError, read_state_dict
-    from tagging.ram_plus.openset import load_openset_embeddings
+    from tagging.recognize_anything.openset import load_openset_embeddings
 
     path = tmp_path / "weights.safetensors"
     torch.save({"w": torch.zeros(2)}, path, _use_new_zipfile_serialization=(what == "zip"))

@@ -235,7 +235,7 @@ def test_described_and_embedded_tags_reach_the_tagger(encoder, tmp_path):
     from openvocab.structures import TagSource
     from tagging.descriptions import OPENSET_FORMAT
     from tagging.ram_plus import RAMPlusTagger
-    from tagging.ram_plus.openset import FORMAT
+    from tagging.recognize_anything.openset import FORMAT
 
     assert OPENSET_FORMAT == FORMAT
     descs = TOOLS.build(dict(type="LLMTagDescriber", backend=FakeBackend(), samples_per_prompt=2,

@@ -26,7 +26,7 @@ import torch
 from tagging import verify
 from tagging.ram_plus.convert import convert_state_dict
 from tagging.ram_plus.model import RAMPlus, model_kwargs_from_official
-from tagging.ram_plus.preprocess import preprocess
+from tagging.recognize_anything.preprocess import preprocess
 
 _BUFFERS = ("relative_position_index", "attn_mask")
 

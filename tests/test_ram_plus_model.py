@@ -9,7 +9,7 @@ import torch
 from openvocab.checkpoint import CheckpointError, load_strict
 from tagging.ram_plus.convert import convert_state_dict
 from tagging.ram_plus.model import RAMPlus, build_ram_plus_swin_l, build_ram_plus_tiny
-from tagging.ram_plus.swin import PatchMerging, SwinBlock, relative_position_index, shifted_window_mask
+from tagging.recognize_anything.swin import PatchMerging, SwinBlock, relative_position_index, shifted_window_mask
 
 
 def test_relative_position_index_by_hand():

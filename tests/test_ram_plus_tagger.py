@@ -14,7 +14,7 @@ from openvocab.hub import MissingFileError
 from openvocab.registry import TAGGERS
 from openvocab.structures import Tags, TagSource
 from tagging.ram_plus import RAMPlusTagger, load_openset_embeddings
-from tagging.ram_plus.tag_lists import official_tag_list
+from tagging.recognize_anything.tag_lists import official_tag_list
 from tagging.ram_plus.tagger import TINY_TAGS
 
 
@@ -169,7 +169,7 @@ def test_checkpoint_with_wrong_class_count(tmp_path):
 
 def test_tag_file_sha256s_are_those_of_the_official_files(shared_dir):
     from openvocab.hub import sha256sum
-    from tagging.ram_plus.weights import TAG_FILES
+    from tagging.recognize_anything.weights import TAG_FILES
 
     for spec in TAG_FILES.values():
         assert spec.sha256 == sha256sum(shared_dir / "data" / "ram_plus" / spec.filename), spec.filename
@@ -217,7 +217,7 @@ def test_checkpoint_from_the_hub_is_checked_against_its_published_sha256(monkeyp
 def test_preprocess_grey_rgba_and_bad_inputs():
     from PIL import Image
 
-    from tagging.ram_plus.preprocess import preprocess
+    from tagging.recognize_anything.preprocess import preprocess
 
     rng = np.random.default_rng(3)
     grey = rng.integers(0, 256, (40, 70), dtype=np.uint8)

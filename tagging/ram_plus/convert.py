@@ -5,8 +5,7 @@ from typing import Mapping
 
 import torch
 
-#: deterministic buffers the official loader deletes; RAMPlus rebuilds them (non-persistent)
-_DROPPED_SUFFIXES = ("relative_position_index", "attn_mask")
+from ..recognize_anything.loading import is_deleted_head_part, official_entries
 
 
 def convert_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -18,18 +17,8 @@ def convert_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor
     * drops the BERT parts the official model deletes (``tagging_head.embeddings.*``,
       ``*.attention.*`` self-attention, ``tagging_head.pooler.*``) if a file carries them.
 
-    Other keys pass through unchanged, so a wrong checkpoint fails in ``load_strict``.
+    Other keys pass through unchanged, so a wrong checkpoint fails in ``load_strict``. Relative position
+    tables of another window size are resized when loading
+    (:func:`tagging.recognize_anything.loading.load_official`).
     """
-    if "model" in sd and isinstance(sd["model"], Mapping):
-        sd = sd["model"]
-    out: dict[str, torch.Tensor] = {}
-    for key, value in sd.items():
-        if key.endswith(_DROPPED_SUFFIXES):
-            continue
-        key = key.replace("vision_multi", "tagging_head")
-        if key.startswith("tagging_head.") and (
-                key.startswith(("tagging_head.embeddings.", "tagging_head.pooler."))
-                or ".attention." in key):
-            continue
-        out[key] = value
-    return out
+    return {k: v for k, v in official_entries(sd).items() if not is_deleted_head_part(k)}

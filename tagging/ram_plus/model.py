@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .decoder import TaggingDecoder
-from .swin import SwinEncoder
+from ..recognize_anything.official_config import head_kwargs, swin_kwargs
+from ..recognize_anything.swin import SwinEncoder
+from ..recognize_anything.tagging_head import TaggingDecoder
 
 #: CLIP text width of the description embeddings (hard-coded in the official model).
 EMBED_DIM = 512
@@ -157,22 +158,8 @@ def model_kwargs_from_official(meta: dict) -> dict:
     official model cannot run either, is a ``ValueError``.
     """
     try:
-        swin, q2l = meta["swin_config"], meta["q2l_config"]
-        kwargs = dict(image_size=int(swin["image_res"]), embed_dim=int(swin["embed_dim"]),
-                      depths=tuple(int(d) for d in swin["depths"]),
-                      num_heads=tuple(int(h) for h in swin["num_heads"]),
-                      window_size=int(swin["window_size"]), num_classes=int(meta["num_class"]),
-                      descriptions_per_tag=int(meta.get("des_per_class", 51)),
-                      decoder_hidden_size=int(q2l["hidden_size"]), decoder_layers=int(q2l["num_hidden_layers"]),
-                      decoder_heads=int(q2l["num_attention_heads"]),
-                      decoder_intermediate_size=int(q2l["intermediate_size"]),
-                      decoder_layer_norm_eps=float(q2l.get("layer_norm_eps", 1e-12)),
-                      decoder_hidden_act=str(q2l.get("hidden_act", "gelu")))
-        width = swin.get("vision_width")
+        swin, q2l, classes = meta["swin_config"], meta["q2l_config"], int(meta["num_class"])
+        per_tag = int(meta.get("des_per_class", 51))
     except (KeyError, TypeError) as e:
         raise ValueError(f"official config lacks {e}") from None
-    features = kwargs["embed_dim"] * 2 ** (len(kwargs["depths"]) - 1)
-    if width is not None and int(width) != features:
-        raise ValueError(f"swin_config vision_width {width} is not the Swin output width embed_dim * "
-                         f"2^(stages-1) = {features}")
-    return kwargs
+    return dict(**swin_kwargs(swin), num_classes=classes, descriptions_per_tag=per_tag, **head_kwargs(q2l))

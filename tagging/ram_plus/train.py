@@ -1,6 +1,6 @@
 """RAM++ fine-tuning wrapper for mmengine's Runner (``openvocab train configs/train/tagger_*.py``).
 
-Training uses the inference dataflow unchanged: :func:`tagging.ram_plus.preprocess.preprocess` on
+Training uses the inference dataflow unchanged: :func:`tagging.recognize_anything.preprocess.preprocess` on
 each ``TrainSample.image`` (the function :class:`RAMPlusTagger` calls), then ``encode_image`` and
 ``tag_logits``; the loss is the asymmetric loss on the tag logits (RAM/RAM++: ``gamma_neg=7,
 gamma_pos=0, clip=0.05``). The tag description embeddings (``label_embed``) stay frozen, as in RAM++;
@@ -40,9 +40,9 @@ from openvocab.training.preprocessor import TrainSamplePassThrough
 
 from .convert import convert_state_dict
 from .model import RAMPlus
-from .openset import load_openset_embeddings
-from .preprocess import IMAGENET_MEAN, IMAGENET_STD, preprocess
-from .tag_lists import custom_tag_list, official_tag_list
+from ..recognize_anything.openset import load_openset_embeddings
+from ..recognize_anything.preprocess import IMAGENET_MEAN, IMAGENET_STD, preprocess
+from ..recognize_anything.tag_lists import custom_tag_list, official_tag_list
 from .tagger import VARIANTS
 from .weights import CHECKPOINTS
 

@@ -1,4 +1,5 @@
-"""Swin Transformer image encoder laid out like RAM++'s ``visual_encoder`` (official key names).
+"""Swin Transformer image encoder laid out like the ``visual_encoder`` of RAM, RAM++ and Tag2Text (official
+key names).
 
 Written from the Swin paper's algorithm and the numerics described in
 ``shared/parity/ram_plus/NOTES.md``: pre-LN blocks, (shifted) window attention with a relative

@@ -1,4 +1,4 @@
-"""RAM++ preprocessing from raw images, matching the official ``get_transform``.
+"""RAM / RAM++ / Tag2Text preprocessing from raw images, matching the official ``get_transform``.
 
 RGB -> resize to ``S x S`` ignoring the aspect ratio (Pillow BILINEAR on uint8, which antialiases
 when downscaling, as torchvision's ``Resize`` on a PIL image does) -> ``/255`` -> ImageNet

@@ -1,4 +1,6 @@
-"""The official RAM++ tag lists and class thresholds, read through :func:`openvocab.hub.resolve`."""
+"""Tag lists of the recognize-anything taggers: names, per-class thresholds, Chinese names.
+
+The official 4585-tag RAM/RAM++ list is read through :func:`openvocab.hub.resolve`."""
 from __future__ import annotations
 
 import os
@@ -87,3 +89,11 @@ def custom_tag_list(names: Sequence[str] | str, *, thresholds: Sequence[float] |
         th = np.asarray(list(thresholds), dtype=np.float32)
     return TagList(names=names, thresholds=th,
                    names_zh=None if names_zh is None else tuple(n.strip() for n in names_zh))
+
+
+#: tags of the tiny random variants (no checkpoint): everyday objects plus scenes, actions, colours
+TINY_TAGS = ("person", "dog", "cat", "car", "bicycle", "bus", "boat", "bird", "horse", "tree", "flower",
+             "grass", "building", "road", "chair", "table", "cup", "bottle", "book", "laptop", "phone",
+             "water", "beach", "sky", "cloud", "sunset", "night", "running", "red", "blue")
+#: their threshold (random weights give probabilities around 0.5)
+TINY_THRESHOLD = 0.5

@@ -1,4 +1,4 @@
-"""Loader of open-set tag embedding files (``openvocab-openset-v1``).
+"""Loader of open-set tag embedding files (``openvocab-openset-v1``), for RAM++ and RAM.
 
 A ``.safetensors`` file with one tensor ``label_embed`` ``float32 [K*D, 512]`` (class-major:
 tag k owns rows ``k*D .. k*D+D-1``; each row L2-normalised CLIP text features of one description)
