@@ -60,7 +60,7 @@ def test_detector_and_mask_head_faces_label_with_one_shared_model(tmp_path):
     assert main(["label", str(DEMO), "--config", "tiny_psalm", "--out", str(out), "--batch-size", "2", *FORMATS]) == 0
     _check_outputs(out)
     from openvocab.config import load_config
-    from openvocab.pipeline import build_pipeline
+    from openvocab.build import build_pipeline
 
     pipe = build_pipeline(load_config("tiny_psalm"))
     pipe.detector.setup("cpu")

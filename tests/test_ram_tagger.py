@@ -12,7 +12,7 @@ from openvocab.checkpoint import CheckpointError
 from openvocab.config import load_config
 from openvocab.hub import MissingFileError
 from openvocab.images import load_image
-from openvocab.pipeline import build_pipeline
+from openvocab.build import build_pipeline
 from openvocab.registry import TAGGERS
 from openvocab.structures import Tags, TagSource
 from tagging.ram import RAMTagger, build_ram_tiny

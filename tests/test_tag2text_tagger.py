@@ -12,7 +12,7 @@ from openvocab.cli import main as cli_main
 from openvocab.config import load_config
 from openvocab.hub import MissingFileError
 from openvocab.images import load_image
-from openvocab.pipeline import build_pipeline
+from openvocab.build import build_pipeline
 from openvocab.registry import CAPTIONERS, TAGGERS
 from openvocab.stages import Captioner, Tagger
 from openvocab.structures import Tags
