@@ -5,6 +5,10 @@ first use, so ``import openvocab`` stays light (the CLI starts without torch).
 """
 __version__ = "0.1.0"
 
+from .cpu import passive_omp_wait as _passive_omp_wait  # noqa: E402
+
+_passive_omp_wait()  # before torch starts its threads (idle OpenMP threads sleep instead of spinning; openvocab.cpu)
+
 _LAZY = {"Labeler": "labeler", "LabeledImage": "labeled"}
 __all__ = ["Labeler", "LabeledImage", "__version__"]
 

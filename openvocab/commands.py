@@ -119,10 +119,8 @@ def tag(args: argparse.Namespace) -> int:
 
 
 def detect(args: argparse.Namespace) -> int:
-    import torch
-
-    from .boxes import clip_detections
     from .engine import setup_pipeline
+    from .masks import mask_area
 
     # free-text grounding needs the detector only: no tagger, no mask head is built or downloaded
     _, pipe = _pipeline(args, vocabulary="object", need=("detector",),
@@ -134,21 +132,22 @@ def detect(args: argparse.Namespace) -> int:
             print(f"{f}: ERROR {info}", file=sys.stderr)
             failed += 1
             continue
-        with torch.inference_mode(), pipe.autocast():
-            try:
-                dets = pipe.detector.detect_text([img], [args.text])[0]
-            except NotImplementedError as e:
-                raise UserError(f"{args.config}: {e}") from None
-        if pipe.clip_boxes:
-            dets = clip_detections(dets, *img.shape[:2])
+        try:
+            found = pipe.ground([img], [args.text], segment=False)[0]
+        except NotImplementedError as e:
+            raise UserError(f"{args.config}: {e}") from None
+        dets, regions = (found.detections, found.regions) if hasattr(found, "regions") else (found, None)
         rows = [{"box": [round(float(v), 2) for v in b], "score": round(float(s), 4), "phrase": p}
                 for b, s, p in zip(dets.boxes, dets.scores, dets.phrases)]
+        for k, row in enumerate(rows if regions is not None else []):  # a detector that segments (PSALM)
+            row["mask"], row["mask_area"] = regions.masks[k], int(mask_area(regions.masks[k]))
         if args.json:
             print(json.dumps({"file": f, "text": args.text, "detections": rows}))
         else:
             print(f"{f}: {len(rows)} boxes")
             for r in rows:
-                print(f"  {r['phrase']!r} {r['score']:.2f} {r['box']}")
+                mask = f" mask {r['mask_area']} px" if "mask" in r else ""
+                print(f"  {r['phrase']!r} {r['score']:.2f} {r['box']}{mask}")
     return 1 if failed else 0
 
 

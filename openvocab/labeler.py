@@ -24,7 +24,7 @@ from .config import DEFAULT_CONFIG, UserError, load_config
 from .labeled import LabeledImage
 from .build import build_pipeline
 from .pipeline import Pipeline, parse_vocabulary
-from .structures import Detections, ImageInfo, ImageResult  # noqa: F401  (ImageResult: for readers)
+from .structures import ImageInfo, ImageResult, Instances
 
 #: what :meth:`Labeler.label` takes for one image
 ImageInput = Union[str, os.PathLike, np.ndarray, Image.Image]
@@ -123,23 +123,14 @@ class Labeler:
     def detect_text(self, image: ImageInput, text: str, *, segment: bool = True) -> LabeledImage:
         """Free-text grounding (``openvocab detect``): boxes of the phrases of ``text`` in ``image`` (labels are
         the matched phrases), and their masks when the pipeline has a mask head and ``segment``."""
-        import torch
-
-        from .boxes import clip_detections
-
         pipe = self.pipeline
         if pipe.detector is None:
             raise UserError("this pipeline has no detector, so no free-text grounding")
         if not str(text).strip():
             raise ValueError("the text to ground is empty")
         array, info = _to_image(image, 0)
-        pipe.setup()
-        with torch.inference_mode(), pipe.autocast():
-            dets = pipe.detector.detect_text([array], [str(text)])[0]
-        if pipe.clip_boxes:
-            dets = clip_detections(dets, *array.shape[:2])
-        dets = Detections(boxes=dets.boxes, scores=dets.scores, labels=dets.phrases, phrases=dets.phrases)
-        regions = pipe.segment([array], [dets])[0] if segment else None
+        found = pipe.ground([array], [str(text)], segment=segment)[0]
+        dets, regions = (found.detections, found.regions) if isinstance(found, Instances) else (found, None)
         return LabeledImage(result=ImageResult(image=info, detections=dets, regions=regions), image=array)
 
     def label_folder(self, inputs: str | os.PathLike | Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,

@@ -30,6 +30,7 @@ import torch
 
 from .batch import BatchState, PreparedImage
 from .boxes import clip_detections, clip_instances
+from .cpu import compute_turn, configure_torch_threads
 from .dtypes import PRECISIONS  # noqa: F401  (re-exported: the one table lives in openvocab.dtypes)
 from .registry import BOXABLE_FILTERS, DETECTORS, MASK_HEADS, SEGMENTERS, TAGGERS
 from .stages import BoxableFilter, Detector, MaskHead, Segmenter, Tagger, overrides_prepare
@@ -158,6 +159,8 @@ class Pipeline:
         from .hub import MissingFileError
 
         if not self._ready:
+            if str(self.device).startswith("cpu"):
+                configure_torch_threads()
             for stage in self.stages:
                 try:
                     stage.setup(self.device)
@@ -200,6 +203,13 @@ class Pipeline:
 
     _autocast = autocast  # older name
 
+    @contextlib.contextmanager
+    def model_call(self):
+        """Around every stage's model call: no autograd, the precision's autocast, and on the CPU the process's
+        compute turn (:func:`openvocab.cpu.compute_turn`: one model at a time, each with every core)."""
+        with torch.inference_mode(), self.autocast(), compute_turn(self.device):
+            yield
+
     def prepare(self, image: np.ndarray) -> PreparedImage:
         """Each stage's CPU preprocessing of ``image`` (thread-safe; the job runs it in loader workers)."""
         return PreparedImage(**{name: getattr(self, name).prepare(image)
@@ -224,7 +234,7 @@ class Pipeline:
         if vocabulary is not None:
             tagger, vocab = None, parse_vocabulary(vocabulary)
         if tagger is not None:
-            with torch.inference_mode(), self.autocast():
+            with self.model_call():
                 tags = tagger.tag(images, **_prepared(tagger, prepared, "tagger"))
         else:
             tags = [Tags() for _ in images]
@@ -249,7 +259,7 @@ class Pipeline:
         if self.detector is None or not todo:
             return dets
         sub = None if prepared is None else [prepared[i] for i in todo]
-        with torch.inference_mode(), self.autocast():
+        with self.model_call():
             found = self.detector.detect([images[i] for i in todo], [names[i] for i in todo],
                                          **_prepared(self.detector, sub, "detector"))
         for i, d in zip(todo, found):
@@ -261,7 +271,7 @@ class Pipeline:
         """The mask head on the whole batch (``None`` per image without a mask head)."""
         if self.mask_head is None:
             return [None] * len(images)
-        with torch.inference_mode(), self.autocast():
+        with self.model_call():
             return self.mask_head.segment_batch(images, detections, **_prepared(self.mask_head, prepared, "mask_head"))
 
     def segment_tags(self, images: Sequence[np.ndarray], tags: Sequence[Tags],
@@ -276,11 +286,40 @@ class Pipeline:
         if stage is None or not todo:
             return out
         sub = None if prepared is None else [prepared[i] for i in todo]
-        with torch.inference_mode(), self.autocast():
+        with self.model_call():
             found = stage.segment([images[i] for i in todo], [names[i] for i in todo],
                                   **_prepared(stage, sub, name))
         for i, inst in zip(todo, found):
             out[i] = clip_instances(inst, *images[i].shape[:2]) if self.clip_boxes else inst
+        return out
+
+    def ground(self, images: Sequence[np.ndarray], texts: Sequence[str], *,
+               segment: bool = True) -> list[Instances | Detections]:
+        """Free-text grounding (``openvocab detect``, :meth:`openvocab.Labeler.detect_text`, the demo's grounding tab):
+        per image, the boxes of its text's phrases (labels are the phrases), clipped (``clip_boxes``), with their
+        masks as :class:`Instances`: the detector's own when it segments what it grounds (PSALM), else the mask
+        head's when there is one and ``segment``; :class:`Detections` (boxes only) otherwise."""
+        if self.detector is None:
+            raise ValueError("this pipeline has no detector, so no free-text grounding")
+        if len(images) != len(texts):
+            raise ValueError(f"{len(images)} images but {len(texts)} texts")
+        self.setup()
+        with self.model_call():
+            found = self.detector.detect_text(list(images), [str(t) for t in texts])
+        out: list[Instances | Detections] = []
+        for image, f in zip(images, found):
+            inst = f if isinstance(f, Instances) else None
+            dets = f.detections if inst is not None else f
+            dets = Detections(boxes=dets.boxes, scores=dets.scores, labels=dets.phrases, phrases=dets.phrases)
+            if inst is not None:
+                inst = Instances(dets, inst.regions)
+                out.append(clip_instances(inst, *image.shape[:2]) if self.clip_boxes else inst)
+                continue
+            dets = clip_detections(dets, *image.shape[:2]) if self.clip_boxes else dets
+            if segment and self.mask_head is not None:
+                out.append(Instances(dets, self.segment([image], [dets])[0]))
+            else:
+                out.append(dets)
         return out
 
     #: the steps of a batch, in order: ``start`` -> ``tag`` -> ``locate`` -> ``finish``. The job engine runs each

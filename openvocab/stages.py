@@ -104,8 +104,9 @@ class Detector(Stage):
         Every box's label is one of ``tag_names[i]``, spelled exactly as given.
         """
 
-    def detect_text(self, images: Sequence[np.ndarray], texts: Sequence[str]) -> list[Detections]:
-        """Free-text grounding (``openvocab detect "the man in a red shirt"``): phrases are spans."""
+    def detect_text(self, images: Sequence[np.ndarray], texts: Sequence[str]) -> list[Detections | Instances]:
+        """Free-text grounding (``openvocab detect "the man in a red shirt"``): phrases are spans. A detector that
+        segments what it grounds (PSALM) returns :class:`Instances`, boxes with their masks."""
         raise NotImplementedError(f"{type(self).__name__} has no free-text mode")
 
 

@@ -79,14 +79,19 @@ def test_free_text_detect_gives_the_referred_box(capsys):
         det = row["detections"][0]
         x1, y1, x2, y2 = det["box"]
         assert det["phrase"] == text and 0 <= x1 < x2 <= 640 and 0 <= y1 < y2 <= 480 and 0 <= det["score"] <= 1
+        assert decode_mask(det["mask"]).sum() == det["mask_area"] > 0  # the referred mask, not only its box
 
 
 def test_free_text_is_one_referring_sentence():
     det = PSALMDetector(checkpoint=None, variant="tiny")
     det.setup("cpu")
     plain, dotted = det.detect_text([_image(), _image()], ["a red circle", " a red circle. "])
-    assert plain.scores.tolist() == dotted.scores.tolist()  # the prompt adds the sentence's period itself
-    assert dotted.phrases == (" a red circle. ",) and dotted.labels == dotted.phrases
+    assert plain.detections.scores.tolist() == dotted.detections.scores.tolist()  # the prompt adds the period itself
+    assert dotted.detections.phrases == (" a red circle. ",) and dotted.detections.labels == dotted.detections.phrases
+    for found in (plain, dotted):  # the referred object's mask comes with its box (its extent)
+        (mask,) = [decode_mask(m) for m in found.regions.masks]
+        ys, xs = np.nonzero(mask)
+        assert mask.any() and found.detections.boxes[0].tolist() == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
     with pytest.raises(ValueError, match="description"):
         det.detect_text([_image()], [" . "])
 

@@ -1,8 +1,9 @@
 """``PSALMDetector``: PSALM behind the :class:`openvocab.stages.Detector` interface.
 
 ``detect`` (tags) runs the category-list prompt like :class:`.segmenter.PSALMSegmenter`; ``detect_text`` (free
-text) runs PSALM's referring segmentation. A detector gives boxes only: each box is its mask's extent, and the
-masks are dropped here (``Detections`` holds no masks; use the segmenter, or the mask head on these boxes).
+text) runs PSALM's referring segmentation and returns the referred masks with their boxes (``Instances``: the
+pipeline's free-text grounding writes them). In tag mode each box is its mask's extent and the masks are dropped
+(a detector gives boxes; use the segmenter for tags with masks, or the mask head on these boxes).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 
 from openvocab.registry import DETECTORS
 from openvocab.stages import Detector
-from openvocab.structures import Detections
+from openvocab.structures import Detections, Instances
 
 from .predictor import MODES
 from .stage_base import PSALMStage, check_count, check_number, to_instances, unique_names
@@ -57,7 +58,7 @@ class PSALMDetector(PSALMStage, Detector):
             out[i] = to_instances(res, [names[i][int(c)] for c in res.labels]).detections
         return out
 
-    def detect_text(self, images: Sequence[np.ndarray], texts: Sequence[str]) -> list[Detections]:
+    def detect_text(self, images: Sequence[np.ndarray], texts: Sequence[str]) -> list[Instances]:
         """The referred object(s): ``phrases`` (and ``labels``) are the text as given. PSALM's prompt ends each
         referring sentence with a period (as its training data), so a period the text ends with is not doubled."""
         pred = self._require()
@@ -69,5 +70,5 @@ class PSALMDetector(PSALMStage, Detector):
             if not sentence:
                 raise ValueError(f"free-text grounding needs a description, got {texts[i]!r}")
             res = pred.refer(sentence, encoded=enc, top_k=self.text_top_k, threshold=self.text_threshold)
-            out.append(to_instances(res, [texts[i]] * len(res), [texts[i]] * len(res)).detections)
+            out.append(to_instances(res, [texts[i]] * len(res), [texts[i]] * len(res)))
         return out
