@@ -1,7 +1,6 @@
-# Tag2Text TINY and RANDOMLY INITIALISED, with its own small vocabulary: nothing is downloaded. Its tags and
-# captions are MEANINGLESS (random weights); it exists for tests and smoke runs of the toolchain.
-_base_ = './_base_/runtime.py'
-custom_imports = dict(imports=['tagging'], allow_failed_imports=False)
+# The whole toolchain with captions, from TINY, RANDOMLY INITIALISED models: tiny_random's RAM++ -> Grounding
+# DINO -> TAP chain plus a tiny Tag2Text captioner guided by the tiny RAM++ tags. Nothing is downloaded; tags,
+# boxes, masks and captions are MEANINGLESS (random weights). For tests and smoke runs of full_pipeline_tag2text.
+_base_ = './tiny_random.py'
 
-tagger = dict(type='Tag2TextTagger', variant='tiny', checkpoint=None, seed=0)
-boxable_filter = dict(type='ListBoxableFilter', not_boxable=['sky', 'sunset', 'running', 'red', 'blue', 'night'])
+captioner = dict(type='Tag2TextCaptioner', variant='tiny', checkpoint=None, seed=0)

@@ -284,8 +284,9 @@ def run_label(cache: LabelerCache, file: Optional[str], settings: Settings, voca
         return LabelOutput(status=_fail(e))
     n = len(labeled)
     masks = "" if labeled.regions is None else f", {len(labeled.regions)} masks"
+    caption = f" Caption: *{labeled.caption}*" if labeled.caption else ""
     return LabelOutput(overlay=labeled.render(), tags=tag_rows(labeled), regions=region_rows(labeled), files=files,
-                       status=f"{Path(file).name}: {len(labeled.tags)} tags, {n} boxes{masks}.")
+                       status=f"{Path(file).name}: {len(labeled.tags)} tags, {n} boxes{masks}.{caption}")
 
 
 def run_grounding(cache: LabelerCache, file: Optional[str], text: str, settings: Settings,

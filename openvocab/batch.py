@@ -20,6 +20,7 @@ class PreparedImage:
     mask_head: Any = None
     segmenter: Any = None
     stuff_segmenter: Any = None
+    captioner: Any = None
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,9 @@ class BatchState:
         images / infos / prepared: the batch as given to :meth:`~openvocab.pipeline.Pipeline.start`.
         vocabulary: this batch's user classes instead of the tagger and the pipeline's vocabulary (the Python
             API's per-call ``vocabulary``; ``None``: the pipeline's own).
-        tags: each image's tags, boxable marked (set by ``tag``).
+        tags: each image's tags, boxable marked (set by ``tag``; ``caption`` may add the tags its parser finds in
+            the caption).
+        captions: each image's caption (set by ``caption``; ``None`` without a captioner).
         detections: boxes (xyxy, original pixels, clipped) of the detector or segmenter (set by ``locate``).
         regions: the segmenter's masks per image (set by ``locate``); ``None`` when the mask head makes them
             in ``finish``.
@@ -42,6 +45,7 @@ class BatchState:
     prepared: Optional[list[PreparedImage]] = None
     vocabulary: Optional[tuple[str, ...]] = None
     tags: Optional[list[Tags]] = None
+    captions: Optional[list[Optional[str]]] = None
     detections: Optional[list[Detections]] = None
     regions: Optional[list[Optional[Regions]]] = None
 
@@ -54,5 +58,6 @@ class BatchState:
             return None if values is None else [values[i]]
 
         return [BatchState(images=[self.images[i]], infos=[self.infos[i]], prepared=pick(self.prepared, i),
-                           vocabulary=self.vocabulary, tags=pick(self.tags, i), detections=pick(self.detections, i),
-                           regions=pick(self.regions, i)) for i in range(len(self))]
+                           vocabulary=self.vocabulary, tags=pick(self.tags, i), captions=pick(self.captions, i),
+                           detections=pick(self.detections, i), regions=pick(self.regions, i))
+                for i in range(len(self))]

@@ -14,7 +14,7 @@ class PipelineSpec:
 
     Attributes:
         config: the config as plain dicts (with its ``custom_imports``, imported again by :meth:`build`).
-        vocabulary / device / precision / no_tagger / without: :func:`build_pipeline`'s arguments.
+        vocabulary / device / precision / no_tagger / without / caption_tags: :func:`build_pipeline`'s arguments.
     """
 
     config: dict
@@ -23,6 +23,7 @@ class PipelineSpec:
     precision: Optional[str] = None
     no_tagger: bool = False
     without: tuple[str, ...] = ()
+    caption_tags: Any = None
 
     def build(self, *, device: Optional[str] = None) -> Pipeline:
         import importlib
@@ -31,20 +32,23 @@ class PipelineSpec:
         for module in [imports] if isinstance(imports, str) else imports:
             importlib.import_module(module)
         return build_pipeline(self.config, vocabulary=self.vocabulary, device=device or self.device,
-                              precision=self.precision, no_tagger=self.no_tagger, without=self.without)
+                              precision=self.precision, no_tagger=self.no_tagger, without=self.without,
+                              caption_tags=self.caption_tags)
 
 
 def build_pipeline(cfg, *, vocabulary: Sequence[str] | str | None = None, device: str | None = None,
-                   precision: str | None = None, no_tagger: bool = False,
-                   without: Sequence[str] = ()) -> Pipeline:
+                   precision: str | None = None, no_tagger: bool = False, without: Sequence[str] = (),
+                   caption_tags: Sequence[str] | str | None = None) -> Pipeline:
     """A :class:`Pipeline` from an mmengine ``Config`` (keys ``tagger``, ``boxable_filter``, ``detector``,
-    ``mask_head``, ``segmenter``, ``stuff_segmenter``, ``vocabulary``, ``device``, ``precision``, ``clip_boxes``).
+    ``mask_head``, ``segmenter``, ``stuff_segmenter``, ``captioner``, ``caption_tags``, ``caption_parser``,
+    ``vocabulary``, ``device``, ``precision``, ``clip_boxes``).
 
-    ``without``: stages not to build at all (e.g. ``("mask_head",)`` for free-text detection).
+    ``without``: stages not to build at all (e.g. ``("mask_head",)`` for free-text detection);
+    ``caption_tags``: tags that steer every caption, instead of the config's (``--caption-tags``).
     """
     get = cfg.get if hasattr(cfg, "get") else lambda k, d=None: getattr(cfg, k, d)
     vocab = vocabulary if vocabulary is not None else get("vocabulary", None)
-    unknown = sorted(set(without) - {"boxable_filter", *MODEL_STAGES})
+    unknown = sorted(set(without) - {"boxable_filter", "caption_parser", *MODEL_STAGES})
     if unknown:
         raise ValueError(f"unknown stages in without: {unknown}")
 
@@ -54,12 +58,14 @@ def build_pipeline(cfg, *, vocabulary: Sequence[str] | str | None = None, device
     pipe = Pipeline(
         tagger=None if (no_tagger or vocabulary is not None) else stage("tagger"),
         boxable_filter=stage("boxable_filter"), detector=stage("detector"), mask_head=stage("mask_head"),
-        segmenter=stage("segmenter"), stuff_segmenter=stage("stuff_segmenter"),
+        segmenter=stage("segmenter"), stuff_segmenter=stage("stuff_segmenter"), captioner=stage("captioner"),
+        caption_tags=caption_tags if caption_tags is not None else _to_list(get("caption_tags", None)),
+        caption_parser=stage("caption_parser"),
         prompt_builder=_to_dict(get("prompt_builder", None)),
         vocabulary=vocab, device=device or get("device", "cpu"),
         precision=precision or get("precision", "fp32"), clip_boxes=get("clip_boxes", True))
     pipe.build_spec = PipelineSpec(config=_plain(cfg), vocabulary=vocabulary, device=device, precision=precision,
-                                   no_tagger=no_tagger, without=tuple(without))
+                                   no_tagger=no_tagger, without=tuple(without), caption_tags=caption_tags)
     return pipe
 
 
@@ -72,6 +78,10 @@ def _plain(x):
     if isinstance(x, (list, tuple)):
         return type(x)(_plain(v) for v in x)
     return x
+
+
+def _to_list(x):
+    return list(x) if isinstance(x, (list, tuple)) else x
 
 
 def _to_dict(x):

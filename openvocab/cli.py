@@ -2,6 +2,7 @@
 
     openvocab label INPUT... --config CFG --out DIR     label images (tag -> detect -> segment)
     openvocab tag INPUT...                             print image tags
+    openvocab caption INPUT...                         print image captions (Tag2Text, Florence-2)
     openvocab detect "TEXT" INPUT...                   free-text grounding
     openvocab describe-tags TAG... --out F.json        LLM descriptions of new tags (RAM++ recipe)
     openvocab embed-tags F.json --out F.safetensors    CLIP-embed descriptions for the tagger
@@ -95,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", required=True, help="output folder")
     _common(p, DEFAULT_CONFIG)
     p.add_argument("--vocab", help='user vocabulary instead of the tagger, e.g. "cat, dog, fire hydrant"')
+    p.add_argument("--caption-tags", metavar="TAGS",
+                   help='tags that steer every caption (a config with a captioner), e.g. "dog, beach"')
     p.add_argument("--formats", default="coco,jsonl",
                    help=f"comma list of {','.join(f for f in FORMAT_NAMES if f != 'vis')} (default coco,jsonl)")
     p.add_argument("--vis", action="store_true", help="also write overlay pictures to OUT/vis/")
@@ -124,6 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tag", help="print the tags of images")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, globs or .txt lists of paths")
     _common(p, "tagger_only")
+    p.add_argument("--tag-language", choices=["en", "zh"], default=None,
+                   help="language of the tag names, where the tag list has it (RAM, RAM++: zh)")
+    p.add_argument("--json", action="store_true", help="one JSON line per image")
+
+    p = sub.add_parser("caption", help="print a caption of each image (Tag2Text, Florence-2)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, globs or .txt lists of paths")
+    _common(p, "tagger_tag2text")
+    p.add_argument("--caption-tags", metavar="TAGS", help='tags that steer every caption (Tag2Text), e.g. "dog, beach"')
     p.add_argument("--json", action="store_true", help="one JSON line per image")
 
     p = sub.add_parser("detect", help='free-text grounding: openvocab detect "a red car" IMAGE...')

@@ -10,13 +10,13 @@ from .config import load_config
 from .errors import RunError, UserError
 
 
-def _pipeline(args: argparse.Namespace, *, vocabulary=None, need=(), without=()):
+def _pipeline(args: argparse.Namespace, *, vocabulary=None, need=(), without=(), options=()):
     from .build import build_pipeline
 
-    cfg = load_config(args.config, args.cfg_options)
+    cfg = load_config(args.config, list(args.cfg_options or []) + list(options))
     try:
         pipe = build_pipeline(cfg, vocabulary=vocabulary, device=args.device, precision=args.precision,
-                              without=without)
+                              without=without, caption_tags=getattr(args, "caption_tags", None) or None)
     except (KeyError, ValueError, TypeError) as e:
         raise UserError(f"{args.config}: cannot build the pipeline ({e})") from None
     for stage in need:
@@ -100,7 +100,9 @@ def _tag_text(t) -> str:
 def tag(args: argparse.Namespace) -> int:
     from .engine import setup_pipeline
 
-    _, pipe = _pipeline(args, need=("tagger",), without=("detector", "mask_head", "segmenter", "stuff_segmenter"))
+    language = [f"tagger.tag_language={args.tag_language}"] if args.tag_language else []
+    _, pipe = _pipeline(args, need=("tagger",), options=language,
+                        without=("detector", "mask_head", "segmenter", "stuff_segmenter", "captioner"))
     setup_pipeline(pipe)
     failed = 0
     for f, img, info in _each_image(args.inputs):
@@ -118,13 +120,34 @@ def tag(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def caption(args: argparse.Namespace) -> int:
+    from .engine import setup_pipeline
+
+    _, pipe = _pipeline(args, need=("captioner",), without=("detector", "mask_head", "segmenter", "stuff_segmenter"))
+    setup_pipeline(pipe)
+    failed = 0
+    for f, img, info in _each_image(args.inputs):
+        if img is None:
+            print(f"{f}: ERROR {info}", file=sys.stderr)
+            failed += 1
+            continue
+        (result,) = pipe.run([img], [info])  # the pipeline's steps: tags (if a tagger), then the caption
+        if args.json:
+            print(json.dumps({"file": f, "caption": result.caption, "tags": [t.name for t in result.tags]},
+                             ensure_ascii=False))
+        else:
+            print(f"{f}: {result.caption}")
+    return 1 if failed else 0
+
+
 def detect(args: argparse.Namespace) -> int:
     from .engine import setup_pipeline
     from .masks import mask_area
 
     # free-text grounding needs the detector only: no tagger, no mask head is built or downloaded
     _, pipe = _pipeline(args, vocabulary="object", need=("detector",),
-                        without=("tagger", "boxable_filter", "mask_head", "segmenter", "stuff_segmenter"))
+                        without=("tagger", "boxable_filter", "mask_head", "segmenter", "stuff_segmenter", "captioner",
+                                 "caption_parser"))
     setup_pipeline(pipe)
     failed = 0
     for f, img, info in _each_image(args.inputs):

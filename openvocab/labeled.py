@@ -57,6 +57,11 @@ class LabeledImage:
     def regions(self) -> Optional[Regions]:
         return self.result.regions
 
+    @property
+    def caption(self) -> Optional[str]:
+        """The image's caption (a captioner's, e.g. Tag2Text or Florence-2); ``None`` without one."""
+        return self.result.caption
+
     def __len__(self) -> int:
         return len(self.result.detections)
 

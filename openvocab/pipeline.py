@@ -20,8 +20,6 @@ its boxes; images without boxes never reach its image encoder.
 from __future__ import annotations
 
 import contextlib
-import re
-import warnings
 from dataclasses import replace
 from typing import Any, Callable, Optional, Sequence
 
@@ -32,10 +30,21 @@ from .batch import BatchState, PreparedImage
 from .boxes import clip_detections, clip_instances
 from .cpu import compute_turn, configure_torch_threads
 from .dtypes import PRECISIONS  # noqa: F401  (re-exported: the one table lives in openvocab.dtypes)
-from .registry import BOXABLE_FILTERS, DETECTORS, MASK_HEADS, SEGMENTERS, TAGGERS
-from .stages import BoxableFilter, Detector, MaskHead, Segmenter, Tagger, overrides_prepare
-from .structures import Detections, ImageInfo, ImageResult, Instances, Regions, Tags, TagSource
+from .pipeline_args import (check_device, check_stages, describe_stage, from_old_prompt_builder,  # noqa: F401
+                            parse_vocabulary, prepared_for)  # (check_device, parse_vocabulary: re-exported)
+from .registry import BOXABLE_FILTERS, CAPTIONERS, DETECTORS, MASK_HEADS, SEGMENTERS, TAGGERS, TOOLS
+from .stages import BoxableFilter, Captioner, CaptionParser, Detector, MaskHead, Segmenter, Tagger, overrides_prepare
+from .structures import Detections, ImageInfo, ImageResult, Instances, Regions, Tag, Tags, TagSource
 
+
+
+def _same_model(tagger_cfg: Any, captioner_cfg: Any, tagger: Any) -> bool:
+    """Whether the captioner's config names the tagger's own model (Tag2Text as both): same class, same options."""
+    if not (isinstance(tagger_cfg, dict) and isinstance(captioner_cfg, dict)) or tagger is None:
+        return False
+    cls = CAPTIONERS.get(captioner_cfg.get("type", "")) if isinstance(captioner_cfg.get("type"), str) else None
+    same = {k: v for k, v in captioner_cfg.items() if k != "type"} == {k: v for k, v in tagger_cfg.items() if k != "type"}
+    return cls is type(tagger) and same
 
 
 def _build(registry, cfg: Any):
@@ -44,44 +53,8 @@ def _build(registry, cfg: Any):
     return registry.build(dict(cfg))
 
 
-def check_device(device: str) -> str:
-    """``device`` if torch knows it and this machine has it; ``ValueError`` with one line otherwise."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r}: CUDA is not available here (no GPU, or a CPU-only torch); "
-                             "use --device cpu")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {device!r}: MPS is not available here; use --device cpu")
-    elif dev.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"unsupported device {device!r}; use cpu, cuda, cuda:N or mps")
-    return device
-
-
-def parse_vocabulary(text: str | Sequence[str]) -> list[str]:
-    """``"cat, dog . fire hydrant"`` -> ``["cat", "dog", "fire hydrant"]`` (order kept, duplicates dropped).
-
-    Commas separate classes, and so does a free-standing dot (``"cat . dog ."``); a dot inside a
-    name (``"st. bernard"``) does not.
-    """
-    items = text if not isinstance(text, str) else re.split(r",|(?:^|\s)\.(?=\s|$)", text)
-    out: list[str] = []
-    for item in items:
-        item = " ".join(str(item).split())
-        if item and item.lower() not in {o.lower() for o in out}:
-            out.append(item)
-    if not out:
-        raise ValueError(f"Empty vocabulary: {text!r}")
-    return out
-
-
-#: the model stages, in dataflow order (``boxable_filter`` is a plain rule, not a model)
-MODEL_STAGES = ("tagger", "detector", "mask_head", "segmenter", "stuff_segmenter")
+#: the model stages, in dataflow order (``boxable_filter`` and ``caption_parser`` are plain rules, not models)
+MODEL_STAGES = ("tagger", "captioner", "detector", "mask_head", "segmenter", "stuff_segmenter")
 
 
 class Pipeline:
@@ -91,6 +64,12 @@ class Pipeline:
         tagger / boxable_filter / detector / mask_head: stage instances or registry config dicts.
         segmenter: boxes and masks of the boxable tags, in place of detector + mask head.
         stuff_segmenter: masks of the tags that are not boxable (needs a tagger; with a detector, a mask head).
+        captioner: a caption per image (e.g. Tag2Text, Florence-2), guided by ``caption_tags`` when given, else by
+            the tagger's tags (a captioner that takes tags; Tag2Text), else by its own. The same config as the
+            tagger's (Tag2Text as both) shares the tagger's model.
+        caption_tags: tags that steer every image's caption (``--caption-tags``).
+        caption_parser: turns each caption into more tags (a ``CaptionParser`` such as ``SpacyCaptionParser``,
+            or its config in ``TOOLS``): they join the image's tags (source ``caption``) before detection.
         vocabulary: user classes used instead of a tagger (``--vocab``); with a tagger they are
             added to its tags.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
@@ -103,26 +82,35 @@ class Pipeline:
     def __init__(self, *, tagger: Tagger | dict | None = None, boxable_filter: BoxableFilter | dict | None = None,
                  detector: Detector | dict | None = None, mask_head: MaskHead | dict | None = None,
                  segmenter: Segmenter | dict | None = None, stuff_segmenter: Segmenter | dict | None = None,
+                 captioner: Captioner | dict | None = None, caption_tags: Sequence[str] | str | None = None,
+                 caption_parser: CaptionParser | dict | None = None,
                  vocabulary: Sequence[str] | str | None = None, device: str = "cpu",
                  precision: str = "fp32", clip_boxes: bool = True, prompt_builder: Any = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
         check_device(device)
         if prompt_builder is not None:
-            boxable_filter = _from_old_prompt_builder(prompt_builder, boxable_filter)
+            boxable_filter = from_old_prompt_builder(prompt_builder, boxable_filter)
         #: what each stage was built from (config dicts; ``{"type": class name}`` for a given instance): a job's
         #: fingerprint, so a resume with another pipeline is refused
-        self.stage_configs = {name: _describe(cfg) for name, cfg in (
+        self.stage_configs = {name: describe_stage(cfg) for name, cfg in (
             ("tagger", tagger), ("boxable_filter", boxable_filter), ("detector", detector), ("mask_head", mask_head),
-            ("segmenter", segmenter), ("stuff_segmenter", stuff_segmenter)) if cfg is not None}
+            ("segmenter", segmenter), ("stuff_segmenter", stuff_segmenter), ("captioner", captioner),
+            ("caption_parser", caption_parser)) if cfg is not None}
+        self.caption_tags = parse_vocabulary(caption_tags) if caption_tags else None
+        if self.caption_tags:
+            self.stage_configs["caption_tags"] = {"tags": list(self.caption_tags)}
         self.tagger: Optional[Tagger] = _build(TAGGERS, tagger)
         self.boxable_filter: Optional[BoxableFilter] = _build(BOXABLE_FILTERS, boxable_filter)
         self.detector: Optional[Detector] = _build(DETECTORS, detector)
         self.mask_head: Optional[MaskHead] = _build(MASK_HEADS, mask_head)
         self.segmenter: Optional[Segmenter] = _build(SEGMENTERS, segmenter)
         self.stuff_segmenter: Optional[Segmenter] = _build(SEGMENTERS, stuff_segmenter)
+        self.captioner: Optional[Captioner] = (self.tagger if _same_model(tagger, captioner, self.tagger)
+                                               else _build(CAPTIONERS, captioner))
+        self.caption_parser: Optional[CaptionParser] = _build(TOOLS, caption_parser)
         self.vocabulary = parse_vocabulary(vocabulary) if vocabulary else None
-        _check_stages(self)
+        check_stages(self)
         self.device = device
         self.precision = precision
         self.clip_boxes = bool(clip_boxes)
@@ -133,7 +121,12 @@ class Pipeline:
 
     @property
     def stages(self) -> list:
-        return [s for s in (getattr(self, name) for name in MODEL_STAGES) if s is not None]
+        """The model stages, each once (a captioner that is the tagger counts once)."""
+        out: list = []
+        for stage in (getattr(self, name) for name in MODEL_STAGES):
+            if stage is not None and not any(stage is s for s in out):
+                out.append(stage)
+        return out
 
     def required_files(self) -> list[str]:
         return [f for s in self.stages for f in s.required_files()]
@@ -211,9 +204,18 @@ class Pipeline:
             yield
 
     def prepare(self, image: np.ndarray) -> PreparedImage:
-        """Each stage's CPU preprocessing of ``image`` (thread-safe; the job runs it in loader workers)."""
-        return PreparedImage(**{name: getattr(self, name).prepare(image)
-                                for name in MODEL_STAGES if overrides_prepare(getattr(self, name))})
+        """Each stage's CPU preprocessing of ``image`` (thread-safe; the job runs it in loader workers); a stage that
+        serves twice (Tag2Text as tagger and captioner) prepares once."""
+        done: list[tuple[Any, Any]] = []
+        out = {}
+        for name in MODEL_STAGES:
+            stage = getattr(self, name)
+            if not overrides_prepare(stage):
+                continue
+            hit = next((p for s, p in done if s is stage), None)
+            out[name] = hit if hit is not None else stage.prepare(image)
+            done.append((stage, out[name]))
+        return PreparedImage(**out)
 
     def is_boxable(self, tag: str) -> bool:
         if self.boxable_filter is None:
@@ -235,7 +237,7 @@ class Pipeline:
             tagger, vocab = None, parse_vocabulary(vocabulary)
         if tagger is not None:
             with self.model_call():
-                tags = tagger.tag(images, **_prepared(tagger, prepared, "tagger"))
+                tags = tagger.tag(images, **prepared_for(tagger, prepared, "tagger"))
         else:
             tags = [Tags() for _ in images]
         out = []
@@ -261,7 +263,7 @@ class Pipeline:
         sub = None if prepared is None else [prepared[i] for i in todo]
         with self.model_call():
             found = self.detector.detect([images[i] for i in todo], [names[i] for i in todo],
-                                         **_prepared(self.detector, sub, "detector"))
+                                         **prepared_for(self.detector, sub, "detector"))
         for i, d in zip(todo, found):
             dets[i] = clip_detections(d, *images[i].shape[:2]) if self.clip_boxes else d
         return dets
@@ -272,7 +274,7 @@ class Pipeline:
         if self.mask_head is None:
             return [None] * len(images)
         with self.model_call():
-            return self.mask_head.segment_batch(images, detections, **_prepared(self.mask_head, prepared, "mask_head"))
+            return self.mask_head.segment_batch(images, detections, **prepared_for(self.mask_head, prepared, "mask_head"))
 
     def segment_tags(self, images: Sequence[np.ndarray], tags: Sequence[Tags],
                      prepared: Optional[Sequence[PreparedImage]] = None, *, stuff: bool = False) -> list[Instances]:
@@ -288,7 +290,7 @@ class Pipeline:
         sub = None if prepared is None else [prepared[i] for i in todo]
         with self.model_call():
             found = stage.segment([images[i] for i in todo], [names[i] for i in todo],
-                                  **_prepared(stage, sub, name))
+                                  **prepared_for(stage, sub, name))
         for i, inst in zip(todo, found):
             out[i] = clip_instances(inst, *images[i].shape[:2]) if self.clip_boxes else inst
         return out
@@ -326,9 +328,9 @@ class Pipeline:
     #: step on its own thread, so one batch is tagged while the one before is located and the one before that
     #: finished (mask head, full-size masks). Every face (CLI, engine, Ray, Python API, demo) runs batches
     #: through these steps and no other way.
-    STEPS = ("tag", "locate", "finish")
+    STEPS = ("tag", "caption", "locate", "finish")
     #: what each step does, in words (progress reports)
-    STEP_TITLES = {"tag": "tagging", "locate": "detecting", "finish": "segmenting"}
+    STEP_TITLES = {"tag": "tagging", "caption": "captioning", "locate": "detecting", "finish": "segmenting"}
 
     def start(self, images: Sequence[np.ndarray], infos: Sequence[ImageInfo],
               prepared: Optional[Sequence[PreparedImage]] = None, *,
@@ -347,8 +349,33 @@ class Pipeline:
         """Step 1: each image's tags (tagger and/or vocabulary), boxable marked."""
         return replace(state, tags=self.image_tags(state.images, state.prepared, vocabulary=state.vocabulary))
 
+    def caption(self, state: BatchState) -> BatchState:
+        """Step 2: each image's caption (without a captioner, none); the caption parser's tags join the image's."""
+        if self.captioner is None:
+            return state
+        images = state.images
+        if self.caption_tags:
+            guide: Optional[list] = [list(self.caption_tags)] * len(images)
+        else:  # the tagger's tags guide the caption; a user vocabulary names classes, not what is in the picture
+            found = [[t.name for t in tags if t.source != TagSource.USER] for tags in state.tags]
+            guide = found if self.tagger is not None and self.tagger is not self.captioner else None
+        with self.model_call():
+            captions = self.captioner.caption(images, guide, **prepared_for(self.captioner, state.prepared, "captioner"))
+        if len(captions) != len(images):
+            raise ValueError(f"{type(self.captioner).__name__} gave {len(captions)} captions for {len(images)} images")
+        tags = state.tags
+        if self.caption_parser is not None:
+            tags = [self._with_caption_tags(t, found) for t, found in zip(tags, self.caption_parser.parse(captions))]
+        return replace(state, captions=[str(c) for c in captions], tags=tags)
+
+    def _with_caption_tags(self, tags: Tags, names: Sequence[str]) -> Tags:
+        have = {t.name.lower() for t in tags}
+        extra = [Tag(name=n, score=1.0, source=TagSource.CAPTION, boxable=self.is_boxable(n)) for n in
+                 dict.fromkeys(names) if n.lower() not in have]
+        return Tags(tuple(tags) + tuple(extra)) if extra else tags
+
     def locate(self, state: BatchState) -> BatchState:
-        """Step 2: boxes of the boxable tags (detector), or boxes and masks (segmenter)."""
+        """Step 3: boxes of the boxable tags (detector), or boxes and masks (segmenter)."""
         images, prepared = state.images, state.prepared
         if self.segmenter is not None:
             found = self.segment_tags(images, state.tags, prepared)
@@ -356,7 +383,7 @@ class Pipeline:
         return replace(state, detections=self.detect(images, state.tags, prepared))
 
     def finish(self, state: BatchState) -> list[ImageResult]:
-        """Step 3: the mask head on the located boxes, then the stuff segmenter; the results."""
+        """Step 4: the mask head on the located boxes, then the stuff segmenter; the results."""
         images, prepared, dets, regions = state.images, state.prepared, state.detections, state.regions
         if regions is None:
             regions = self.segment(images, dets, prepared)
@@ -365,8 +392,9 @@ class Pipeline:
             both = [Instances.concatenate([Instances(d, r if r is not None else Regions()), s])
                     for d, r, s in zip(dets, regions, stuff)]
             dets, regions = [b.detections for b in both], [b.regions for b in both]
-        return [ImageResult(image=info, tags=t, detections=d, regions=r)
-                for info, t, d, r in zip(state.infos, state.tags, dets, regions)]
+        captions = state.captions or [None] * len(state.infos)
+        return [ImageResult(image=info, tags=t, detections=d, regions=r, caption=c)
+                for info, t, d, r, c in zip(state.infos, state.tags, dets, regions, captions)]
 
     def run(self, images: Sequence[np.ndarray], infos: Sequence[ImageInfo],
             prepared: Optional[Sequence[PreparedImage]] = None, *, vocabulary: Sequence[str] | str | None = None,
@@ -381,52 +409,3 @@ class Pipeline:
         return state
 
     __call__ = run
-
-
-def _check_stages(pipe: Pipeline) -> None:
-    """Which stages go together (``ValueError`` naming the problem)."""
-    if pipe.segmenter is not None and (pipe.detector is not None or pipe.mask_head is not None):
-        raise ValueError("A segmenter replaces detector + mask head: configure either a segmenter or a "
-                         "detector (and mask head), not both")
-    if pipe.tagger is None and pipe.vocabulary is None and (pipe.detector is not None or pipe.segmenter is not None):
-        raise ValueError(f"A {'detector' if pipe.detector is not None else 'segmenter'} needs tags: configure a "
-                         "tagger or give a vocabulary (--vocab)")
-    if pipe.mask_head is not None and pipe.detector is None:
-        raise ValueError("A mask head needs a detector to prompt it with boxes")
-    if pipe.stuff_segmenter is not None:
-        if pipe.tagger is None:
-            raise ValueError("A stuff segmenter segments the tagger's tags that are not boxable: configure a "
-                             "tagger (a user vocabulary's tags are all boxable)")
-        if pipe.detector is not None and pipe.mask_head is None:
-            raise ValueError("A stuff segmenter adds masks, so every box needs one too: configure a mask head "
-                             "with the detector (or a segmenter)")
-
-
-def _describe(cfg: Any) -> dict:
-    if isinstance(cfg, dict):
-        return dict(cfg)
-    simple = {k: v for k, v in vars(cfg).items()
-              if not k.startswith("_") and isinstance(v, (str, int, float, bool, type(None), list, tuple))}
-    return {"type": type(cfg).__name__, **simple}
-
-
-def _prepared(stage, prepared: Optional[Sequence[PreparedImage]], name: str) -> dict:
-    """``{"prepared": [...]}`` for a stage that has its own ``prepare`` and got it run; else ``{}``."""
-    if prepared is None or not overrides_prepare(stage):
-        return {}
-    return {"prepared": [getattr(p, name) for p in prepared]}
-
-
-def _from_old_prompt_builder(prompt_builder: Any, boxable_filter: Any) -> Any:
-    cfg = prompt_builder.to_dict() if hasattr(prompt_builder, "to_dict") else prompt_builder
-    if not isinstance(cfg, dict):
-        raise ValueError("prompt_builder is no longer a pipeline stage; configure boxable_filter=... and the "
-                         "detector's own prompt_builder=...")
-    extra = sorted(set(cfg) - {"type", "boxable_filter"})
-    warnings.warn("the pipeline's prompt_builder is deprecated: prompts are the detector's business "
-                  "(detector=dict(..., prompt_builder=...)) and the boxable filter is its own stage "
-                  f"(boxable_filter=...){'; ignored: ' + ', '.join(extra) if extra else ''}",
-                  DeprecationWarning, stacklevel=3)
-    if boxable_filter is None:
-        return cfg.get("boxable_filter")
-    return boxable_filter

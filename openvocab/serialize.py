@@ -62,8 +62,11 @@ def result_to_dict(result: ImageResult) -> dict:
         if regions is not None:
             d.update(region_to_dict(regions, i))
         out_dets.append(d)
-    return {"file": result.image.file, "width": int(result.image.width), "height": int(result.image.height),
-            "tags": [tag_to_dict(t) for t in result.tags], "detections": out_dets}
+    out = {"file": result.image.file, "width": int(result.image.width), "height": int(result.image.height),
+           "tags": [tag_to_dict(t) for t in result.tags], "detections": out_dets}
+    if result.caption is not None:
+        out["caption"] = result.caption
+    return out
 
 
 def _need(d: dict, key: str, where: str):
@@ -103,6 +106,9 @@ def result_from_dict(data: dict) -> ImageResult:
             regions = Regions(masks=tuple(rle_to_json(d["mask"]) for d in raw),
                               mask_scores=np.asarray([d.get("mask_score", 0.0) for d in raw], np.float32),
                               concepts=concepts, captions=captions)
-        return ImageResult(image=info, tags=tags, detections=dets, regions=regions)
+        caption = data.get("caption")
+        if caption is not None and not isinstance(caption, str):
+            raise ValueError(f"{where}: caption must be text, got {type(caption).__name__}")
+        return ImageResult(image=info, tags=tags, detections=dets, regions=regions, caption=caption)
     except (KeyError, TypeError) as e:
         raise ValueError(f"{where}: malformed ({type(e).__name__}: {e})") from None

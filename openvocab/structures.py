@@ -23,6 +23,7 @@ class TagSource(str, enum.Enum):
     CLOSED_SET = "closed-set"  #: one of the tagger's built-in tags (e.g. the 4585 RAM++ tags)
     OPEN_SET = "open-set"  #: a new tag described by an LLM, embedded at run time
     USER = "user"  #: a user vocabulary given instead of a tagger (``--vocab``)
+    CAPTION = "caption"  #: found in the image's caption by a caption parser (the pipeline's ``caption_parser``)
 
 
 @dataclass(frozen=True)
@@ -260,13 +261,15 @@ class ImageResult:
     """Everything the pipeline found in one image; what writers consume.
 
     ``tags`` holds every image-level tag (boxable or not); ``detections`` the boxes of the
-    boxable ones; ``regions`` (if a mask head ran) is aligned 1:1 with ``detections``.
+    boxable ones; ``regions`` (if a mask head ran) is aligned 1:1 with ``detections``; ``caption`` the image's
+    caption (if a captioner ran).
     """
 
     image: ImageInfo
     tags: Tags = field(default_factory=Tags)
     detections: Detections = field(default_factory=Detections)
     regions: Optional[Regions] = None
+    caption: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.regions is not None and len(self.regions) != len(self.detections):

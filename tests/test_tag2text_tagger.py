@@ -31,7 +31,7 @@ def demo_images() -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def tiny() -> Tag2TextTagger:
-    tagger = build_pipeline(load_config("tiny_tag2text")).tagger
+    tagger = build_pipeline(load_config("tiny_tag2text_tagger")).tagger
     tagger.setup("cpu")
     return tagger
 
@@ -62,7 +62,7 @@ def test_tiny_config_tags_and_captions_the_demo_images(tiny, demo_images):
 
 def test_tiny_config_through_the_cli(demo_images, capsys):
     photo = sorted((ROOT / "demo" / "images").glob("*.jpg"))[0]
-    assert cli_main(["tag", str(photo), "--config", "tiny_tag2text"]) == 0
+    assert cli_main(["tag", str(photo), "--config", "tiny_tag2text_tagger"]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith(f"{photo}: ")
 

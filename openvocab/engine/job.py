@@ -124,7 +124,10 @@ def run_job(pipeline: Pipeline, inputs: Sequence[str], out_dir: str | Path, *,
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
     names = parse_formats(list(formats) + (["vis"] if vis else []))
-    writers = _build_writers(names, dict(writer_options or {}))
+    options = dict(writer_options or {})
+    if getattr(pipeline, "captioner", None) is not None and "coco" in names:  # captions.json beside coco.json
+        options["coco"] = {"captions_file": "captions.json", **dict(options.get("coco") or {})}
+    writers = _build_writers(names, options)
     planned = _planned_outputs(writers)
     start = time.monotonic()
     out = _output_folder(out_dir, planned)

@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "synonyms); --synonyms entries win")
     p.add_argument("--tag-threshold", type=float,
                    help="a tag fires at score >= T (default: the tags the tagger listed as fired)")
+    p.add_argument("--captions-pred", help="the pipeline's labels.jsonl or captions.json (image captions)")
+    p.add_argument("--captions-gt", help="reference captions: COCO captions JSON, or JSONL {file, captions}")
     p.add_argument("--out", help="run folder for metrics.json, summary.txt and plots")
     p.add_argument("--compare", nargs="+", metavar="RUN_DIR", help="compare evaluated run folders")
     p.add_argument("--per-class", action="store_true", help="with --compare: also per-class/per-tag AP rows")
@@ -114,10 +116,19 @@ def evaluate(args: argparse.Namespace) -> dict:
         pred = read_tag_predictions(args.tags_pred, mapper=mapper)
         metrics["tags"] = evaluate_tags(gt, pred, threshold=args.tag_threshold, gt_source=args.tags_gt,
                                         pred_source=args.tags_pred).to_dict()
+    if args.captions_pred or args.captions_gt:
+        if not (args.captions_pred and args.captions_gt):
+            raise ValueError("--captions-pred and --captions-gt go together")
+        from .caption_metrics import evaluate_captions, read_captions
+
+        metrics["inputs"].update(captions_pred=args.captions_pred, captions_gt=args.captions_gt)
+        metrics["captions"] = evaluate_captions(read_captions(args.captions_gt), read_captions(args.captions_pred),
+                                                gt_source=args.captions_gt, pred_source=args.captions_pred).to_dict()
     if normaliser is not None:
         metrics["inputs"]["normaliser_synonyms"] = merged
-    if "detection" not in metrics and "tags" not in metrics:
-        raise ValueError("nothing to evaluate: give --pred/--gt and/or --tags-pred/--tags-gt (or --compare)")
+    if not {"detection", "tags", "captions"} & set(metrics):
+        raise ValueError("nothing to evaluate: give --pred/--gt, --tags-pred/--tags-gt and/or "
+                         "--captions-pred/--captions-gt (or --compare)")
     return metrics
 
 

@@ -71,6 +71,10 @@ def summary(metrics: Mapping[str, Any]) -> dict[str, Optional[float]]:
             if det.get(kind):
                 for k in ("AP", "AP50", "AP75", "APs", "APm", "APl"):
                     out[f"{kind}/{k}"] = _num(det[kind]["stats"].get(k))
+    caps = metrics.get("captions")
+    if caps:
+        for k in ("BLEU-4", "CIDEr", "BLEU-1"):
+            out[f"captions/{k}"] = _num(caps.get(k))
     return out
 
 

@@ -2,7 +2,8 @@
 
 * ``images``: ids ``1..N`` in input order; ``file_name`` is the image's path relative to the job's
   image root (``--image-root``; :mod:`openvocab.image_root`), or the input path as given without one; ``tags`` lists every
-  image-level tag (``name``, ``score``, ``source``, ``name_zh``?, ``boxable``?).
+  image-level tag (``name``, ``score``, ``source``, ``name_zh``?, ``boxable``?); ``caption`` the image's caption (a
+  captioner's), also written as a COCO captions file (``captions_file``, ``captions.json`` in a job with a captioner).
 * ``categories``: the job's classes in its class numbering (the vocabulary's order, or the tagger's
   tag-list order), ids ``1..K``; without one, the tags used by at least one detection, **sorted by
   name** (so the ids do not depend on which image came first); ``supercategory`` ``"object"``.
@@ -41,10 +42,17 @@ class CocoWriter(Writer):
         indent: JSON indent of the header (``None``: compact); images and annotations are one per line.
     """
 
-    def __init__(self, *, filename: str = "coco.json", indent: Optional[int] = None) -> None:
+    def __init__(self, *, filename: str = "coco.json", indent: Optional[int] = None,
+                 captions_file: Optional[str] = None) -> None:
         super().__init__()
         self.filename = plain_name(filename, "filename")
+        self.captions_file = None if captions_file is None else plain_name(captions_file, "captions_file")
+        if self.captions_file == self.filename:
+            raise ValueError(f"captions_file and filename are both {filename!r}")
         self.indent = indent
+
+    def outputs(self) -> list[str]:
+        return [self.filename] + ([self.captions_file] if self.captions_file else [])
 
     def finish(self, results: Callable[[], Iterable[ImageResult]]) -> None:
         names = self.classes_of(results)
@@ -65,7 +73,21 @@ class CocoWriter(Writer):
             anns.seek(0)
             shutil.copyfileobj(anns, out)
             out.write("\n]}\n")
+        if self.captions_file:
+            self._write_captions(results)
         super().finish(results)
+
+    def _write_captions(self, results: Callable[[], Iterable[ImageResult]]) -> None:
+        """COCO captions (``captions.json``: the ``images`` of ``coco.json`` with the same ids, one annotation
+        ``{image_id, id, caption}`` per captioned image), as ``pycocotools.coco.COCO`` and the caption metrics read."""
+        with atomic_open(self.out_dir / self.captions_file, "w") as out:
+            out.write(dumps({"info": _info(), "licenses": []})[:-1] + ',\n"images": [')
+            caps = []
+            for image_id, r in enumerate(results(), start=1):
+                out.write(("\n" if image_id == 1 else ",\n") + dumps(coco_image(r, image_id, self.file_name(r))))
+                if r.caption is not None:
+                    caps.append({"image_id": image_id, "id": len(caps) + 1, "caption": r.caption})
+            out.write('\n],\n"annotations": [' + ",\n".join(dumps(c) for c in caps) + "]}\n")
 
 
 def _info() -> dict:
@@ -75,8 +97,11 @@ def _info() -> dict:
 
 def coco_image(r: ImageResult, image_id: int, file_name: Optional[str] = None) -> dict:
     """The COCO ``images`` entry of one result (``file_name``: default the path as given)."""
-    return {"id": image_id, "file_name": r.image.file if file_name is None else file_name, "width": int(r.image.width),
-            "height": int(r.image.height), "tags": [tag_to_dict(t) for t in r.tags]}
+    entry = {"id": image_id, "file_name": r.image.file if file_name is None else file_name, "width": int(r.image.width),
+             "height": int(r.image.height), "tags": [tag_to_dict(t) for t in r.tags]}
+    if r.caption is not None:
+        entry["caption"] = r.caption
+    return entry
 
 
 def coco_annotations(r: ImageResult, image_id: int, cat_id: dict, *, first_id: int) -> list[dict]:

@@ -58,6 +58,9 @@ class LabelStudioWriter(Writer):
                     items.append({"id": f"m{i}-{k}", "type": "polygonlabels", "from_name": "polygon", **common,
                                   "value": {"points": [[100 * x / w, 100 * y / h] for x, y in poly],
                                             "polygonlabels": [dets.labels[i]]}})
+        if result.caption is not None:  # the image's caption: a TextArea prediction
+            items.append({"id": "caption", "type": "textarea", "from_name": "caption", "to_name": "image",
+                          "value": {"text": [result.caption]}})
         return {"data": {"image": self.image_url + self.file_name(result)},
                 "predictions": [{"model_version": "openvocab", "result": items}]}
 
@@ -69,8 +72,10 @@ class LabelStudioWriter(Writer):
                 f.write(("\n" if k == 0 else ",\n") + dumps(self.task(r)))
             f.write("\n]\n")
         labels = "".join(f"    <Label value={quoteattr(n)}/>\n" for n in self.classes_of(results))
+        caption = ("  <TextArea name=\"caption\" toName=\"image\" editable=\"true\" maxSubmissions=\"1\"/>\n"
+                   if any(r.caption is not None for r in results()) else "")
         atomic_write_text(root / "label_config.xml", (
             "<View>\n  <Image name=\"image\" value=\"$image\"/>\n"
             f"  <RectangleLabels name=\"label\" toName=\"image\">\n{labels}  </RectangleLabels>\n"
-            f"  <PolygonLabels name=\"polygon\" toName=\"image\">\n{labels}  </PolygonLabels>\n</View>\n"))
+            f"  <PolygonLabels name=\"polygon\" toName=\"image\">\n{labels}  </PolygonLabels>\n{caption}</View>\n"))
         super().finish(results)

@@ -64,7 +64,8 @@ class OverlayWriter(Writer):
         max_tags: at most this many image-level tags in the corner panel (``0``: no panel).
         font_size: text height in pixels of the written picture; ``None`` scales with it (``max(H, W) / 70``,
             clamped to ``[10, 64]``).
-        captions: draw region captions under the box labels.
+        captions: draw region captions under the box labels, and the image's caption (a captioner's) in a strip
+            along the bottom edge.
         concepts: how many of each region's top concepts to draw under its label (``0``: none).
         format: ``"jpg"`` or ``"png"``.
         quality: JPEG quality ``1..95``.
@@ -107,6 +108,8 @@ class OverlayWriter(Writer):
         #: label rectangles of the last rendered picture (det index -> (x1, y1, x2, y2)) and the tag panel's
         self.last_labels: dict[int, tuple[float, float, float, float]] = {}
         self.last_panel: Optional[tuple[float, float, float, float]] = None
+        #: the image caption's strip of the last rendered picture (``None``: no caption)
+        self.last_caption: Optional[tuple[float, float, float, float]] = None
 
     @property
     def root(self):
@@ -157,7 +160,8 @@ class OverlayWriter(Writer):
         line_w = max(1, round(max(h, w) / 400))
         pad = max(1, size // 5)
         self.last_panel = self._tag_panel(draw, result, font, pad)
-        layout = LabelLayout(w, h, reserved=[self.last_panel] if self.last_panel else [])
+        self.last_caption = self._caption_strip(draw, result, font, pad, w, h) if self.captions else None
+        layout = LabelLayout(w, h, reserved=[r for r in (self.last_panel, self.last_caption) if r])
         boxes = dets.boxes.astype(np.float64) * scale
         for i in range(len(dets)):
             x1, y1, x2, y2 = boxes[i]
@@ -196,6 +200,25 @@ class OverlayWriter(Writer):
         for k, (text, (_, _, dx, _)) in enumerate(zip(texts, boxes)):
             draw.text((pad - dx, pad + k * line_h), text, font=font, fill=(255, 255, 255, 255), anchor="la")
         return panel
+
+    def _caption_strip(self, draw, result: ImageResult, font, pad: int, w: int, h: int):
+        """The image's caption, wrapped into lines across the picture, in a translucent strip at the bottom."""
+        if not result.caption or not result.caption.strip():
+            return None
+        lines: list[str] = []
+        for word in result.caption.split():
+            if lines and _text_box(draw, f"{lines[-1]} {word}", font)[0] + 2 * pad <= w:
+                lines[-1] = f"{lines[-1]} {word}"
+            else:
+                lines.append(word)
+        boxes = [_text_box(draw, t, font) for t in lines]
+        line_h = max(b[1] + b[3] for b in boxes) + pad
+        top = max(0, h - len(lines) * line_h - pad)
+        strip = (0, top, w, h)
+        draw.rectangle(list(strip), fill=(0, 0, 0, 150))
+        for k, (text, (_, _, dx, _)) in enumerate(zip(lines, boxes)):
+            draw.text((pad - dx, top + pad + k * line_h), text, font=font, fill=(255, 255, 255, 255), anchor="la")
+        return strip
 
     def _label_lines(self, result: ImageResult, i: int) -> list[str]:
         dets, regions = result.detections, result.regions

@@ -3,15 +3,16 @@
 ``StripeDetector`` is the whole of a detector plugin: a class with ``setup`` and ``detect``, speaking in tag
 names (no token counting, no prompt text, no clipping). ``CornerSegmenter`` and ``TopHalfSegmenter`` are
 toy segmenters (a segmenter in place of detector + mask head, and a stuff segmenter) whose outputs the
-tests can predict exactly.
+tests can predict exactly. ``GuidedCaptioner`` captions an image from the tags it is given (a tag-guided
+captioner, as Tag2Text is), so a test can tell which tags reached it.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from openvocab.masks import encode_mask
-from openvocab.registry import DETECTORS, SEGMENTERS
-from openvocab.stages import Detector, Segmenter
+from openvocab.registry import CAPTIONERS, DETECTORS, SEGMENTERS
+from openvocab.stages import Captioner, Detector, Segmenter
 from openvocab.structures import Detections, Instances, Regions
 
 
@@ -70,4 +71,22 @@ class TopHalfSegmenter(Segmenter):
             mask = np.zeros((h, w), bool)
             mask[: h // 2] = True
             out.append(Instances.concatenate([_instance(mask, [0, 0, w, h // 2], n, 0.7) for n in names]))
+        return out
+
+
+@CAPTIONERS.register_module()
+class GuidedCaptioner(Captioner):
+    """``"a dog by <tags joined by 'and'> in a <bright|dark> place"`` from the tags it is given (its own tag when
+    given none: ``thing``); ``calls`` records the tags of every call."""
+
+    def __init__(self) -> None:
+        self.calls: list = []
+
+    def caption(self, images, tags=None, prepared=None):
+        self.calls.append(None if tags is None else [list(t) for t in tags])
+        out = []
+        for i, image in enumerate(images):
+            names = list(tags[i]) if tags is not None and tags[i] else ["thing"]
+            light = "bright" if float(image.mean()) > 127 else "dark"
+            out.append(f"a dog by {' and '.join(names)} in a {light} place")
         return out
