@@ -1,4 +1,4 @@
-# PSALM as a detector. Free-text grounding (referring segmentation; the box of the referred mask):
+# PSALM as a detector. Free-text grounding (referring segmentation: the referred mask and its box):
 #   openvocab detect "the man on the left holding a cup" photo.jpg --config psalm
 # and `openvocab label --config psalm` with a user vocabulary (--vocab, default COCO-80): PSALM's category-list
 # prompt, the box of each instance mask (boxes only: tag_psalm.py keeps the masks).

@@ -168,6 +168,51 @@ def build_app(config: str = DEFAULT_CONFIG, *, device: Optional[str] = None) -> 
         g_run.click(do_ground, [g_upload, g_text, *pipeline_inputs], [g_result, g_rows, g_status],
                     concurrency_limit=1, concurrency_id="model")
 
+        with gr.Tab("Click to segment", elem_id="ov-tab-prompt"):
+            gr.Markdown("The config's mask head (SAM, TAP, PSALM...) segments what you point at: click on the "
+                        "image for a point; in box mode, two clicks are the corners of a box.")
+            with gr.Row():
+                with gr.Column(scale=1):
+                    p_image = gr.Image(label="image (upload, then click on it)", type="filepath", sources=["upload"],
+                                       elem_id="ov-p-image")
+                    p_mode = gr.Radio(["point", "box"], value="point", label="click adds", elem_id="ov-p-mode")
+                    p_prompts = gr.State([])
+                    p_list = gr.Markdown("no prompt yet", elem_id="ov-p-list")
+                    with gr.Row():
+                        p_run = gr.Button("Segment", variant="primary", elem_id="ov-p-run")
+                        p_clear = gr.Button("Clear prompts", elem_id="ov-p-clear")
+                    p_status = gr.Markdown(elem_id="ov-p-status")
+                with gr.Column(scale=2):
+                    p_result = gr.Image(label="masks", type="pil", format="png", interactive=False,
+                                        elem_id="ov-p-result")
+            p_rows = gr.Dataframe(headers=logic.REGION_HEADERS, label="masks", interactive=False, elem_id="ov-p-regions")
+
+        def describe(prompts) -> str:
+            shown = [f"{kind} ({', '.join(f'{v:.0f}' for v in values)})" for kind, *values in prompts]
+            return "; ".join(shown) if shown else "no prompt yet"
+
+        def on_click(prompts, mode, evt: gr.SelectData):
+            try:
+                x, y = evt.index
+                prompts = logic.add_click(prompts, mode, x, y)
+            except (logic.UserError, TypeError, ValueError) as e:
+                return prompts, f"**Error:** {e}"
+            return prompts, describe(prompts)
+
+        def do_prompts(file, prompts, cfg, dev, prec, stages, box, txt):
+            try:
+                path, chosen = checked(file, cfg, dev, prec, stages, box, txt)
+            except logic.UserError as e:
+                return None, _table([], logic.REGION_HEADERS), f"**Error:** {e}"
+            overlay, rows, message = logic.run_prompts(cache, path, chosen, prompts)
+            return overlay, _table(rows, logic.REGION_HEADERS), message
+
+        p_image.select(on_click, [p_prompts, p_mode], [p_prompts, p_list])
+        p_image.change(lambda _: ([], "no prompt yet"), [p_image], [p_prompts, p_list])
+        p_clear.click(lambda: ([], "no prompt yet"), None, [p_prompts, p_list])
+        p_run.click(do_prompts, [p_image, p_prompts, *pipeline_inputs], [p_result, p_rows, p_status],
+                    concurrency_limit=1, concurrency_id="model")
+
         config_outputs = [banner, stage_box, box_th, text_th, vocab]
         def config_widgets(name):
             return _config_widgets(menu, name)

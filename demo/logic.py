@@ -309,5 +309,70 @@ def run_grounding(cache: LabelerCache, file: Optional[str], text: str, settings:
     return labeled.render(), rows, f"{Path(file).name}: {len(labeled)} boxes for {text!r}."
 
 
+#: the most prompts one click-to-segment run takes
+MAX_PROMPTS = 64
+
+
+def add_click(prompts: Sequence[tuple], mode: str, x: object, y: object) -> list[tuple]:
+    """The prompts after a click at ``(x, y)`` (image pixels): ``("point", x, y)`` in point mode; in box mode the
+    first click opens a box and the second closes it (``("box", x1, y1, x2, y2)``). Bad values raise ``UserError``."""
+    try:
+        fx, fy = float(x), float(y)
+    except (TypeError, ValueError):
+        raise UserError("a click must be two numbers") from None
+    if not (0 <= fx < 1e5 and 0 <= fy < 1e5):
+        raise UserError("a click must lie on the image")
+    out = [tuple(p) for p in prompts]
+    if len(out) >= MAX_PROMPTS:
+        raise UserError(f"at most {MAX_PROMPTS} prompts; clear them first")
+    if mode == "point":
+        return out + [("point", fx, fy)]
+    if mode != "box":
+        raise UserError("mode must be 'point' or 'box'")
+    if out and out[-1][0] == "corner":
+        (_, x0, y0) = out.pop()
+        return out + [("box", min(x0, fx), min(y0, fy), max(x0, fx), max(y0, fy))]
+    return out + [("corner", fx, fy)]
+
+
+def run_prompts(cache: LabelerCache, file: Optional[str], settings: Settings,
+                prompts: Sequence[tuple]) -> tuple[object, list, str]:
+    """Masks of clicked points and drawn boxes with the config's mask head (SAM, TAP, PSALM...): ``(overlay, rows,
+    status)``; each point is its own prompt, each box its own prompt."""
+    import numpy as np
+
+    if not file:
+        return None, [], "**Error:** upload an image first, then click on it."
+    ready = [p for p in prompts if p[0] in ("point", "box")]
+    if not ready:
+        return None, [], "**Error:** click on the image to add a point (or two clicks for a box) first."
+    try:
+        labeler = cache.get(settings)
+        boxes = [p[1:] for p in ready if p[0] == "box"]
+        points = [[p[1:]] for p in ready if p[0] == "point"]
+        parts = []
+        if boxes:
+            parts.append(labeler.segment_prompts(file, boxes=np.asarray(boxes, np.float32)))
+        if points:
+            parts.append(labeler.segment_prompts(file, points=np.asarray(points, np.float32),
+                                                 point_labels=np.ones((len(points), 1), np.int64)))
+    except Exception as e:  # noqa: BLE001
+        return None, [], _fail(e)
+    labeled = _named(parts[0], Path(file).name) if len(parts) == 1 else _merged(parts, Path(file).name)
+    return (labeled.render(), region_rows(labeled),
+            f"{Path(file).name}: {len(labeled)} masks ({len(boxes)} boxes, {len(points)} points).")
+
+
+def _merged(parts: Sequence[LabeledImage], name: str) -> LabeledImage:
+    from openvocab.structures import Instances
+
+    both = Instances.concatenate([Instances(p.detections, p.regions) for p in parts])
+    k = iter(range(1, len(both) + 1))
+    dets = dataclasses.replace(both.detections, labels=tuple(f"prompt {next(k)}" for _ in range(len(both))),
+                               phrases=None)
+    result = dataclasses.replace(parts[0].result, detections=dets, regions=both.regions)
+    return _named(dataclasses.replace(parts[0], result=result), name)
+
+
 def stage_choices(info: ConfigInfo) -> Sequence[str]:
     return [shown for shown, stage in OPTIONAL_STAGES.items() if stage in info.stages]

@@ -24,7 +24,7 @@ from .config import DEFAULT_CONFIG, UserError, load_config
 from .labeled import LabeledImage
 from .build import build_pipeline
 from .pipeline import Pipeline, parse_vocabulary
-from .structures import ImageInfo, ImageResult, Instances
+from .structures import Detections, ImageInfo, ImageResult, Instances
 
 #: what :meth:`Labeler.label` takes for one image
 ImageInput = Union[str, os.PathLike, np.ndarray, Image.Image]
@@ -131,6 +131,31 @@ class Labeler:
         array, info = _to_image(image, 0)
         found = pipe.ground([array], [str(text)], segment=segment)[0]
         dets, regions = (found.detections, found.regions) if isinstance(found, Instances) else (found, None)
+        return LabeledImage(result=ImageResult(image=info, detections=dets, regions=regions), image=array)
+
+    def segment_prompts(self, image: ImageInput, *, boxes: Optional[np.ndarray] = None,
+                        points: Optional[np.ndarray] = None,
+                        point_labels: Optional[np.ndarray] = None) -> LabeledImage:
+        """Interactive segmentation with the pipeline's mask head (SAM, TAP, PSALM...), as SAM's predictor: one mask
+        per prompt, a box (``boxes`` ``[N, 4]`` xyxy pixels) or a set of points (``points`` ``[N, P, 2]`` xy pixels
+        with ``point_labels`` ``[N, P]``: 1 foreground, 0 background). Labels are ``"prompt 1"``, ``"prompt 2"``...;
+        a box is the prompt's box, else its mask's extent; scores are the mask scores."""
+        from .masks import decode_mask, mask_box
+
+        pipe = self.pipeline
+        if pipe.mask_head is None:
+            raise UserError("this pipeline has no mask head to segment prompts with (choose a config with one)")
+        array, info = _to_image(image, 0)
+        pipe.setup()
+        with pipe.model_call():
+            pipe.mask_head.set_image(array)
+            regions = pipe.mask_head.predict(boxes=boxes, points=points, point_labels=point_labels)
+        n = len(regions)
+        given = None if boxes is None else np.asarray(boxes, np.float32).reshape(-1, 4)
+        box_rows = given if given is not None else np.asarray(
+            [mask_box(decode_mask(m)) for m in regions.masks], np.float32).reshape(-1, 4)
+        names = tuple(f"prompt {k + 1}" for k in range(n))
+        dets = Detections(boxes=box_rows, scores=regions.mask_scores, labels=names)
         return LabeledImage(result=ImageResult(image=info, detections=dets, regions=regions), image=array)
 
     def label_folder(self, inputs: str | os.PathLike | Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,

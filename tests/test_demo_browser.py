@@ -138,6 +138,21 @@ def test_demo_page_in_chromium(demo_server, shared_dir, tmp_path):
         page.fill("#ov-g-text textarea", "the man in a red shirt")
         page.click("#ov-g-run")
         assert "for 'the man in a red shirt'" in _status(page, "#ov-g-status", "boxes")
+
+        # click to segment: a click on the picture is a point prompt for the config's mask head
+        page.click("#ov-tab-prompt-button")
+        p_upload = page.locator("#ov-p-image input[type=file]")
+        p_upload.wait_for(state="attached")
+        p_upload.set_input_files(str(photo))
+        shown = page.locator("#ov-p-image img")
+        shown.wait_for(state="visible")
+        where = shown.bounding_box()
+        page.mouse.click(where["x"] + where["width"] * 0.5, where["y"] + where["height"] * 0.25)
+        clicked = _status(page, "#ov-p-list", "point (")
+        x, y = (float(v) for v in re.search(r"point \(([\d.]+), ([\d.]+)\)", clicked).groups())
+        assert abs(x - 214) < 15 and abs(y - 160) < 15, clicked  # image pixels of the click (428x640 photo)
+        page.click("#ov-p-run")
+        assert "1 masks (0 boxes, 1 points)" in _status(page, "#ov-p-status", "masks")
         browser.close()
 
     coco = COCO(str(coco_path))
