@@ -1,10 +1,10 @@
 """openvocab detectors (Grounding DINO; transformers detectors; PSALM), mask heads (TAP, SAM; transformers SAMs;
-PSALM) and segmenters (SAM 3, CLIPSeg, PSALM).
+PSALM), segmenters (SAM 3, CLIPSeg, PSALM) and a captioner (Florence-2).
 
 Importing this package registers its components into ``openvocab.registry``.
 """
 from . import tap  # noqa: F401  (TAPMaskHead)
 from . import groundingdino  # noqa: F401  (GroundingDINODetector)
 from . import sam  # noqa: F401  (SAMMaskHead)
-from . import hf  # noqa: F401  (HFDetector, HFSamMaskHead, Sam3Segmenter, CLIPSegSegmenter: transformers models)
+from . import hf  # noqa: F401  (HFDetector, HFSamMaskHead, Sam3Segmenter, CLIPSegSegmenter, Florence2Captioner)
 from . import psalm  # noqa: F401  (PSALMSegmenter, PSALMDetector, PSALMMaskHead)

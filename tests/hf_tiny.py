@@ -3,9 +3,9 @@
 Every builder writes ``config.json``, ``model.safetensors`` and the processor files into a folder, which a
 stage then loads by path exactly as it loads a hub snapshot. Tokenizers are built from local vocabularies:
 the Grounding DINO fixture's WordPiece vocabulary (it keeps the BERT ids of [CLS], [SEP], "." and "?" that the
-model hard-codes) and the character-level CLIP BPE files of ``conftest.bpe_files``. Weights are random
-(seeded); a few output layers are rescaled so the tiny models give boxes and masks of some size, which the
-writers then exercise.
+model hard-codes), the character-level CLIP BPE files of ``conftest.bpe_files`` and a character-level BART
+tokenizer (Florence-2). Weights are random (seeded); a few output layers are rescaled so the tiny models give boxes
+and masks of some size, which the writers then exercise.
 """
 from __future__ import annotations
 
@@ -180,6 +180,50 @@ def clipseg(folder: Path, bpe_files, *, size: int = 64, seed: int = 0) -> Path:
     ip = hf.ViTImageProcessor(size={"height": size, "width": size}, image_mean=[0.485, 0.456, 0.406],
                               image_std=[0.229, 0.224, 0.225])
     return _save(model, hf.CLIPSegProcessor(image_processor=ip, tokenizer=tok), folder)
+
+
+def bart_char_tokenizer(**extra):
+    """A BART (byte-level BPE) tokenizer with no merges: BART's four special tokens at their ids (<s> 0, <pad> 1,
+    </s> 2, <unk> 3), then one token per byte, then <mask>."""
+    import transformers as hf
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    vocab = {t: i for i, t in enumerate(("<s>", "<pad>", "</s>", "<unk>"))}
+    for c in bytes_to_unicode().values():
+        vocab.setdefault(c, len(vocab))
+    vocab["<mask>"] = len(vocab)
+    return hf.BartTokenizer(vocab=vocab, merges=[], **extra)
+
+
+def florence2(folder: Path, *, size: int = 32, seed: int = 2) -> Path:
+    """Florence-2: a 2-stage DaViT (strides 4, 2: a ``size / 8`` grid + 1 pooled token) and a 1-layer BART, with
+    the generation settings the published checkpoints carry. Weights are drawn wider than transformers' init (std
+    0.5) so captions depend on the image, and the end token's embedding is scaled so some captions end early: a
+    batch then holds rows padded after their end."""
+    import transformers as hf
+
+    tok = bart_char_tokenizer(extra_special_tokens={"image_token": "<image>"})
+    text = dict(model_type="bart", vocab_size=len(tok), d_model=32, encoder_layers=1, decoder_layers=1,
+                encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
+                max_position_embeddings=128, bos_token_id=0, pad_token_id=1, eos_token_id=2, decoder_start_token_id=2,
+                forced_eos_token_id=2, init_std=0.5)
+    vision = dict(depths=[1, 1], patch_size=[7, 3], patch_stride=[4, 2], patch_padding=[3, 1],
+                  patch_prenorm=[False, True], embed_dim=[16, 32], num_heads=[1, 2], num_groups=[1, 2], window_size=2,
+                  projection_dim=32, max_position_embeddings=8, drop_path_rate=0.0, initializer_range=0.5)
+    torch.manual_seed(seed)
+    model = hf.Florence2ForConditionalGeneration(hf.Florence2Config(text_config=text, vision_config=vision,
+                                                                    image_token_id=tok.image_token_id))
+    with torch.no_grad():
+        model.model.language_model.shared.weight[2].mul_(2.0)  # tied with the LM head: </s> twice as likely
+    model.generation_config = hf.GenerationConfig(bos_token_id=0, decoder_start_token_id=2, eos_token_id=2,
+                                                  pad_token_id=1, forced_bos_token_id=0, forced_eos_token_id=2,
+                                                  no_repeat_ngram_size=3, num_beams=3, early_stopping=True)
+    ip = hf.CLIPImageProcessor(size={"height": size, "width": size}, do_center_crop=False,
+                               image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
+    ip.image_seq_length = (size // 8) ** 2 + 1
+    parse = {k: {} for k in ("ocr", "phrase_grounding", "pure_text", "description_with_bboxes",
+                             "description_with_polygons", "polygons", "bboxes", "description_with_bboxes_or_polygons")}
+    return _save(model, hf.Florence2Processor(image_processor=ip, tokenizer=tok, post_processor_config=parse), folder)
 
 
 def model_type(folder: Path) -> str:

@@ -19,6 +19,10 @@ class HFModel:
     licence: str
 
 
+#: Microsoft's card of the original release states MIT (read through third-party copies; the port's own card and
+#: the original could not be opened here)
+FLORENCE2_LICENCE = "MIT (Microsoft's Florence-2 release; not verified on the cards)"
+
 HF_MODELS: tuple[HFModel, ...] = (
     HFModel("IDEA-Research/grounding-dino-tiny", "HFDetector", "boxes per tag (captions, token-span labels)",
             "Apache-2.0"),
@@ -39,4 +43,8 @@ HF_MODELS: tuple[HFModel, ...] = (
             "SAM License (Meta; gated)"),
     HFModel("CIDAS/clipseg-rd64-refined", "CLIPSegSegmenter", "a mask per tag without boxes (stuff)",
             "Apache-2.0"),
+    HFModel("florence-community/Florence-2-base", "Florence2Captioner", "a caption per image (not tag-guided)",
+            FLORENCE2_LICENCE),
+    HFModel("florence-community/Florence-2-large", "Florence2Captioner", "a caption per image (not tag-guided)",
+            FLORENCE2_LICENCE),
 )
