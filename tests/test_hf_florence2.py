@@ -158,3 +158,38 @@ def test_missing_and_unsupported_models_are_named(folder, tmp_path, images):
         cap.caption(images[:2], tags=[["cat"]])
     with pytest.raises(ValueError, match=r"RGB uint8 \[H, W, 3\]"):
         cap.caption([images[0][..., 0]])
+
+
+def test_openvocab_label_writes_florence2_captions_end_to_end(folder, ref, tmp_path, shared_dir):
+    """The adapter as a job's captioner: tiny_random's chain plus the tiny Florence-2, through `openvocab label` and
+    its writers; each image's caption is transformers' own recipe's on that image."""
+    import json
+
+    from pycocotools.coco import COCO
+
+    from openvocab.cli import main
+
+    cfg = tmp_path / "florence_job.py"
+    from openvocab.config import configs_dir
+
+    cfg.write_text(f"_base_ = {str(configs_dir() / 'tiny_random.py')!r}\n"
+                   f"captioner = dict(type='Florence2Captioner', model={str(folder)!r}, max_new_tokens={NEW})\n")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    image = load_image(shared_dir / "images" / "demo4.jpg")[0]
+    from PIL import Image
+
+    for name, array in (("a.png", image[::2]), ("b.png", image[100:300, ::-1])):
+        Image.fromarray(np.ascontiguousarray(array)).save(photos / name)
+    out = tmp_path / "out"
+    assert main(["label", str(photos), "--config", str(cfg), "--out", str(out), "--no-progress",
+                 "--formats", "coco,jsonl,labelstudio"]) == 0
+    written = {json.loads(x)["file"].rsplit("/", 1)[-1]: json.loads(x)["caption"]
+               for x in (out / "labels.jsonl").read_text().splitlines()}
+    proc, model = ref
+    for name in ("a.png", "b.png"):
+        array = np.asarray(Image.open(photos / name).convert("RGB"))
+        _, (expected,) = card_recipe(proc, model, [array], "<CAPTION>")
+        assert written[name] == expected  # one image: no padding in transformers' own recipe either
+    coco = COCO(str(out / "captions.json"))
+    assert sorted(a["caption"] for a in coco.loadAnns(coco.getAnnIds())) == sorted(written.values())
