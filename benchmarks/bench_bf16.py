@@ -6,8 +6,8 @@
 
 **Speed**: each stage at its official size with random weights (the arithmetic of the released checkpoints; no
 download), on one 640x480 photo, under the pipeline's own ``--precision`` autocast (``Pipeline.model_call``):
-RAM++ Swin-L 384 (4585 tags), Grounding DINO Swin-T (20 tags), TAP ViT-L (10 boxes), SAM ViT-B (10 boxes),
-Tag2Text Swin-B 384 (a caption, 3 beams). fp32 and bf16 runs alternate, the median of ``--repeats`` is reported.
+RAM++ Swin-L 384 (4585 tags), Grounding DINO Swin-T (8 tags), TAP ViT-L (8 boxes), SAM ViT-B (8 boxes),
+Tag2Text Swin-B 384 (a caption, 3 beams); the stages are ``benchmarks/bench_stages.py``'s. fp32 and bf16 runs alternate, the median of ``--repeats`` is reported.
 
 **Decisions**: every parity fixture run under bf16 autocast, its decisions against the fixture's stored fp32
 ones: RAM++ and RAM tags (the share of (image, tag) decisions that agree), Tag2Text's generated captions (equal or
@@ -23,7 +23,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def _autocast(device: str, precision: str):
@@ -96,81 +96,42 @@ def decisions(shared: Path, device: str) -> list[dict]:
 
 
 # ---------------------------------------------------------------- speed (official sizes, random weights)
-def _bert_vocab(shared: Path, tmp: Path) -> Path:
-    """A WordPiece vocabulary of BERT's size (the fixture's words, then fillers): the text towers' real shapes."""
-    words = torch.load(shared / "parity/grounding_dino/gdino_tiny_A.pt", weights_only=True)["vocab_txt"].splitlines()
-    have = set(words)
-    words += [w for w in (f"##fill{i}" for i in range(40000)) if w not in have][:30522 - len(words)]
-    path = tmp / "vocab.txt"
-    path.write_text("\n".join(words) + "\n")
-    return path
-
-
-def stages(shared: Path, tmp: Path) -> dict:
-    """name -> (stage config, the call to time on (stage, image))."""
-    vocab = str(_bert_vocab(shared, tmp))
-    tags = (shared / "data/ram_plus/ram_tag_list.txt").read_text().splitlines()
-    boxes = np.array([[40 + 50 * (k % 5), 40 + 150 * (k // 5), 200 + 50 * (k % 5), 300 + 150 * (k // 5)]
-                      for k in range(10)], np.float32)
-    from openvocab.structures import Detections
-
-    dets = Detections(boxes=boxes, scores=np.full(10, 0.5, np.float32), labels=tuple(["thing"] * 10))
-    coco = ["person", "bicycle", "car", "dog", "cat", "chair", "cup", "bottle", "laptop", "book", "bird", "boat",
-            "horse", "tv", "bench", "umbrella", "clock", "vase", "bowl", "pizza"]
-    return {
-        "RAM++ Swin-L 384 (4585 tags)": (
-            dict(type="RAMPlusTagger", variant="swin_l_384", checkpoint=None,
-                 tag_list=str(shared / "data/ram_plus/ram_tag_list.txt")),
-            lambda s, im: s.tag([im])),
-        "Grounding DINO Swin-T (20 tags)": (
-            dict(type="GroundingDINODetector", variant="swint_ogc", checkpoint=None, vocab=vocab),
-            lambda s, im: s.detect([im], [coco])),
-        "TAP ViT-L (10 boxes)": (
-            dict(type="TAPMaskHead", variant="vit_l", checkpoint=None, concepts=None,
-                 tokenizer=str(shared / "parity/tap/text_tokenizer.model")),
-            lambda s, im: s.segment_batch([im], [dets])),
-        "SAM ViT-B (10 boxes)": (
-            dict(type="SAMMaskHead", variant="vit_b", checkpoint=None), lambda s, im: s.segment_batch([im], [dets])),
-        "Tag2Text Swin-B 384 (caption, 3 beams)": (
-            dict(type="Tag2TextCaptioner", variant="swin_b_384", checkpoint=None, vocab=vocab,
-                 tag_list=[f"tag {i}" for i in range(3429)], delete_tag_index=[]),
-            lambda s, im: s.caption([im], [tags[:8]])),
-    }
+#: the stages timed (``benchmarks/bench_stages.py``'s builders), with what they are asked to do
+SPEED_STAGES = {"tagger": "RAM++ Swin-L 384 (4585 tags)", "detector": "Grounding DINO Swin-T (8 tags)",
+                "tap": "TAP ViT-L (8 boxes, masks + captions)", "sam": "SAM ViT-B (8 boxes)",
+                "tag2text-caption": "Tag2Text Swin-B 384 (a caption, 3 beams)"}
 
 
 def speed(shared: Path, device: str, repeats: int, only: list[str]) -> list[dict]:
-    import tagging  # noqa: F401  (registers the stages)
-    import grounding  # noqa: F401
-    from openvocab.build import build_pipeline  # noqa: F401
+    from bench_stages import build_stage, run_stage
+
     from openvocab.cpu import compute_turn, configure_torch_threads
     from openvocab.images import load_image
-    from openvocab.registry import find_type
 
     configure_torch_threads()
     image, _ = load_image(str(shared / "images" / "demo4.jpg"))
     image = np.ascontiguousarray(np.asarray(image)[:480, :, :])  # a 428x480 crop of a real photo
     rows = []
-    with tempfile.TemporaryDirectory() as d:
-        for name, (cfg, call) in stages(shared, Path(d)).items():
-            if only and not any(o.lower() in name.lower() for o in only):
-                continue
-            cfg = dict(cfg)
-            stage = find_type(cfg.pop("type"))(**cfg)
-            stage.setup(device)
-            times: dict[str, list[float]] = {"fp32": [], "bf16": []}
-            for r in range(repeats + 1):
-                for precision in ("fp32", "bf16"):
-                    with torch.inference_mode(), _autocast(device, precision), compute_turn(device):
-                        t0 = time.perf_counter()
-                        call(stage, image)
-                        if device.startswith("cuda"):
-                            torch.cuda.synchronize()
-                        if r:  # the first round warms up
-                            times[precision].append(time.perf_counter() - t0)
-            fp32, bf16 = statistics.median(times["fp32"]), statistics.median(times["bf16"])
-            rows.append({"stage": name, "fp32_s": fp32, "bf16_s": bf16, "speedup": fp32 / bf16,
-                         "runs": {k: [round(x, 2) for x in v] for k, v in times.items()}})
-            del stage
+    for key, name in SPEED_STAGES.items():
+        if only and not any(o.lower() in key for o in only):
+            continue
+        stage = build_stage(key, argparse.Namespace(shared=str(shared), sam_variant="vit_b"))
+        stage.setup(device)
+        call = run_stage(key, stage, image, 8)
+        times: dict[str, list[float]] = {"fp32": [], "bf16": []}
+        for r in range(repeats + 1):
+            for precision in ("fp32", "bf16"):
+                with torch.inference_mode(), _autocast(device, precision), compute_turn(device):
+                    t0 = time.perf_counter()
+                    call()
+                    if device.startswith("cuda"):
+                        torch.cuda.synchronize()
+                    if r:  # the first round warms up
+                        times[precision].append(time.perf_counter() - t0)
+        fp32, bf16 = statistics.median(times["fp32"]), statistics.median(times["bf16"])
+        rows.append({"stage": name, "fp32_s": fp32, "bf16_s": bf16, "speedup": fp32 / bf16,
+                     "runs": {k: [round(x, 2) for x in v] for k, v in times.items()}})
+        del stage
     return rows
 
 

@@ -1,6 +1,7 @@
 """Latency and memory of each stage at its real (official) size, with random weights.
 
     python benchmarks/bench_stages.py --stage tagger --device cpu --runs 3
+    python benchmarks/bench_stages.py --stage ram,tag2text,tag2text-caption --runs 3
     python benchmarks/bench_stages.py --stage all --device cuda --precision bf16 --json out.json
 
 Random weights have the official shapes, so the arithmetic (and the time) is that of the real
@@ -31,15 +32,37 @@ def _shared(args) -> Path:
     return Path(args.shared)
 
 
+#: every stage this script measures (``--stage all``: the first four, the default chain's)
+STAGES = ("tagger", "detector", "tap", "sam", "ram", "tag2text", "tag2text-caption")
+
+
+def bert_vocab(shared: Path) -> Path:
+    """A WordPiece vocabulary of BERT's size (30522: the parity fixture's words, then fillers), so the text towers
+    have their released shapes; the real one is fetched from the hub."""
+    words = torch.load(shared / "parity/grounding_dino/gdino_tiny_A.pt", weights_only=True)["vocab_txt"].splitlines()
+    have = set(words)
+    words += [w for w in (f"##fill{i}" for i in range(40000)) if w not in have][:30522 - len(words)]
+    path = Path(tempfile.mkdtemp(prefix="bench_vocab_")) / "vocab.txt"
+    path.write_text("\n".join(words) + "\n")
+    return path
+
+
 def build_stage(name: str, args):
     import grounding  # noqa: F401  (registers)
     import tagging  # noqa: F401
-    from openvocab.registry import DETECTORS, MASK_HEADS, TAGGERS
+    from openvocab.registry import CAPTIONERS, DETECTORS, MASK_HEADS, TAGGERS
 
     shared = _shared(args)
+    tags = str(shared / "data/ram_plus/ram_tag_list.txt")
     if name == "tagger":
-        return TAGGERS.build(dict(type="RAMPlusTagger", variant="swin_l_384", checkpoint=None,
-                                  tag_list=str(shared / "data/ram_plus/ram_tag_list.txt")))
+        return TAGGERS.build(dict(type="RAMPlusTagger", variant="swin_l_384", checkpoint=None, tag_list=tags))
+    if name == "ram":
+        return TAGGERS.build(dict(type="RAMTagger", variant="swin_l_384", checkpoint=None, tag_list=tags))
+    if name in ("tag2text", "tag2text-caption"):  # 3429 tags (names do not matter for the time), BERT-sized text
+        return (TAGGERS if name == "tag2text" else CAPTIONERS).build(dict(
+            type="Tag2TextTagger" if name == "tag2text" else "Tag2TextCaptioner", variant="swin_b_384",
+            checkpoint=None, vocab=str(bert_vocab(shared)), tag_list=[f"tag {i}" for i in range(3429)],
+            delete_tag_index=[]))
     if name == "detector":
         fx = torch.load(shared / "parity/grounding_dino/gdino_tiny_A.pt", weights_only=True)
         vocab = Path(tempfile.mkdtemp()) / "vocab.txt"
@@ -55,16 +78,16 @@ def build_stage(name: str, args):
 
 
 def run_stage(name: str, stage, image: np.ndarray, n_boxes: int):
-    from grounding.prompt import TagPromptBuilder
     from openvocab.structures import Detections
 
     h, w = image.shape[:2]
-    if name == "tagger":
+    if name in ("tagger", "ram", "tag2text"):
         return lambda: stage.tag([image])
+    if name == "tag2text-caption":  # guided by 8 tags, 3 beams (the official settings)
+        return lambda: stage.caption([image], [["person", "dog", "car", "tree", "beach", "bicycle", "cup", "chair"]])
     if name == "detector":
         names = ["person", "dog", "car", "tree", "fire hydrant", "bicycle", "cup", "chair"]
-        prompts = TagPromptBuilder().build(names, stage.count_tokens, stage.max_text_tokens)
-        return lambda: stage.detect([image], [prompts])
+        return lambda: stage.detect([image], [names])
     rng = np.random.default_rng(0)
     xy = rng.uniform(0, 0.5, (n_boxes, 2)) * [w, h]
     boxes = np.concatenate([xy, xy + rng.uniform(0.1, 0.5, (n_boxes, 2)) * [w, h]], 1).astype(np.float32)
@@ -74,7 +97,7 @@ def run_stage(name: str, stage, image: np.ndarray, n_boxes: int):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stage", default="all", choices=["all", "tagger", "detector", "tap", "sam"])
+    p.add_argument("--stage", default="all", help=f"all, or a comma list of {', '.join(STAGES)}")
     p.add_argument("--device", default="cpu")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     p.add_argument("--runs", type=int, default=3)
@@ -90,7 +113,10 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     h, w = map(int, args.size.split("x"))
     image = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
-    stages = ["tagger", "detector", "tap", "sam"] if args.stage == "all" else [args.stage]
+    stages = list(STAGES[:4]) if args.stage == "all" else args.stage.split(",")
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        p.error(f"unknown stage(s) {unknown}; choose from {', '.join(STAGES)}")
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.precision]
     results = []
     for name in stages:
