@@ -97,12 +97,11 @@ def _tag_text(t) -> str:
     return f"{name} ({t.score:.2f}){mark}"
 
 
-def tag(args: argparse.Namespace) -> int:
+def _per_image(args: argparse.Namespace, pipe, show) -> int:
+    """``show(file, image, info)`` for each loadable input (the pipeline set up first); an input that is not an image
+    is one line on stderr and the rest go on. Exit status 1 when any failed."""
     from .engine import setup_pipeline
 
-    language = [f"tagger.tag_language={args.tag_language}"] if args.tag_language else []
-    _, pipe = _pipeline(args, need=("tagger",), options=language,
-                        without=("detector", "mask_head", "segmenter", "stuff_segmenter", "captioner"))
     setup_pipeline(pipe)
     failed = 0
     for f, img, info in _each_image(args.inputs):
@@ -110,51 +109,48 @@ def tag(args: argparse.Namespace) -> int:
             print(f"{f}: ERROR {info}", file=sys.stderr)
             failed += 1
             continue
-        tags = pipe.image_tags([img])[0]
-        if args.json:
-            print(json.dumps({"file": f, "tags": [{"name": t.name, "score": round(t.score, 4),
-                                                   "source": t.source.value, "name_zh": t.name_zh}
-                                                  for t in tags]}, ensure_ascii=False))
-        else:
-            print(f"{f}: " + " | ".join(_tag_text(t) for t in tags))
+        show(f, img, info)
     return 1 if failed else 0
 
 
-def caption(args: argparse.Namespace) -> int:
-    from .engine import setup_pipeline
+def tag(args: argparse.Namespace) -> int:
+    language = [f"tagger.tag_language={args.tag_language}"] if args.tag_language else []
+    _, pipe = _pipeline(args, need=("tagger",), options=language,
+                        without=("detector", "mask_head", "segmenter", "stuff_segmenter", "captioner"))
 
+    def show(f, img, info) -> None:
+        (result,) = pipe.run([img], [info])  # the pipeline's steps (a tagger only)
+        if args.json:
+            print(json.dumps({"file": f, "tags": [{"name": t.name, "score": round(t.score, 4),
+                                                   "source": t.source.value, "name_zh": t.name_zh}
+                                                  for t in result.tags]}, ensure_ascii=False))
+        else:
+            print(f"{f}: " + " | ".join(_tag_text(t) for t in result.tags))
+    return _per_image(args, pipe, show)
+
+
+def caption(args: argparse.Namespace) -> int:
     _, pipe = _pipeline(args, need=("captioner",), without=("detector", "mask_head", "segmenter", "stuff_segmenter"))
-    setup_pipeline(pipe)
-    failed = 0
-    for f, img, info in _each_image(args.inputs):
-        if img is None:
-            print(f"{f}: ERROR {info}", file=sys.stderr)
-            failed += 1
-            continue
+
+    def show(f, img, info) -> None:
         (result,) = pipe.run([img], [info])  # the pipeline's steps: tags (if a tagger), then the caption
         if args.json:
             print(json.dumps({"file": f, "caption": result.caption, "tags": [t.name for t in result.tags]},
                              ensure_ascii=False))
         else:
             print(f"{f}: {result.caption}")
-    return 1 if failed else 0
+    return _per_image(args, pipe, show)
 
 
 def detect(args: argparse.Namespace) -> int:
-    from .engine import setup_pipeline
     from .masks import mask_area
 
     # free-text grounding needs the detector only: no tagger, no mask head is built or downloaded
     _, pipe = _pipeline(args, vocabulary="object", need=("detector",),
                         without=("tagger", "boxable_filter", "mask_head", "segmenter", "stuff_segmenter", "captioner",
                                  "caption_parser"))
-    setup_pipeline(pipe)
-    failed = 0
-    for f, img, info in _each_image(args.inputs):
-        if img is None:
-            print(f"{f}: ERROR {info}", file=sys.stderr)
-            failed += 1
-            continue
+
+    def show(f, img, info) -> None:
         try:
             found = pipe.ground([img], [args.text], segment=False)[0]
         except NotImplementedError as e:
@@ -171,7 +167,7 @@ def detect(args: argparse.Namespace) -> int:
             for r in rows:
                 mask = f" mask {r['mask_area']} px" if "mask" in r else ""
                 print(f"  {r['phrase']!r} {r['score']:.2f} {r['box']}{mask}")
-    return 1 if failed else 0
+    return _per_image(args, pipe, show)
 
 
 def _tool(args: argparse.Namespace, key: str):
