@@ -81,7 +81,7 @@ def write_video(path: Path, frames, *, fps: int = 25, codec: str = "libx264", ti
         if codec == "libx264":
             s.options = {"crf": "8"}
         if times is not None:
-            s.time_base = Fraction(1, 1000)
+            s.time_base = s.codec_context.time_base = Fraction(1, 1000)
         if rotation:
             s.set_display_rotation(rotation)
         for i, f in enumerate(frames):

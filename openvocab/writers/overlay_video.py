@@ -89,7 +89,7 @@ class OverlayVideoWriter(VideoWriter):
             rate = Fraction(video.fps).limit_denominator(1000) if video.fps > 0 else Fraction(25)
             stream = container.add_stream(self.codec, rate=rate)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            stream.time_base = Fraction(1, 1000)
+            stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)  # each frame's own time
             if self.codec == "libx264":
                 stream.options = {"crf": str(self.crf)}
             self._open_videos[video.file] = (container, stream, tmp, last)
