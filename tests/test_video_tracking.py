@@ -189,3 +189,30 @@ def test_yolo_seg_frames_and_labels(labeled):
     coords = np.asarray([float(v) for r in rows for v in r[1:]])
     assert ((coords >= 0) & (coords <= 1)).all()
     assert not (out / "coco.json").exists()  # a job of videos writes no empty image datasets
+
+
+def test_python_api_label_video_yields_tracked_frames_lazily(tmp_path):
+    import openvocab
+
+    video = tmp_path / "clip.mp4"
+    gt = video_synth.tracking_video(video, cut=CUT, total=TOTAL)
+    labeler = openvocab.Labeler.from_config(shapes_config(tmp_path), vocabulary="circle, square, triangle")
+    frames = labeler.label_video(video, stride=2)
+    first = next(frames)  # nothing is labeled before it is asked for
+    assert first.index == 0 and first.source_index == 0
+    rest = list(frames)
+    assert [f.source_index for f in rest] == list(range(2, TOTAL, 2))
+    ids_by_label = {}
+    for f in [first] + rest:
+        for tid, label in zip(f.track_ids.tolist(), f.result.detections.labels):
+            ids_by_label.setdefault(tid, set()).add(label)
+    assert all(len(v) == 1 for v in ids_by_label.values()) and len(ids_by_label) >= len({g.gt_id for g in gt})
+    pairs = labeler.label_video(video, fps=5, images=True)
+    frame, image = next(pairs)
+    assert image.shape == (128, 192, 3) and frame.time == 0.0
+    assert [round(f.time, 2) for f, _ in pairs][:3] == [0.2, 0.4, 0.6]
+    from openvocab.video.source import VideoLoadError
+
+    with pytest.raises(VideoLoadError, match="empty file"):
+        (tmp_path / "bad.mp4").write_bytes(b"")
+        labeler.label_video(tmp_path / "bad.mp4")

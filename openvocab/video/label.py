@@ -92,11 +92,11 @@ def video_tags(pipeline: Pipeline, frames: Iterator[Frame], video: VideoInfo, *,
     return list(names)
 
 
-def label_video(pipeline: Pipeline, tracker: VideoTracker, open_source: Callable[[], VideoSource], video: VideoInfo,
-                *, emit: Callable[[TrackedFrame, np.ndarray], None], scene_cut: Optional[float] = 0.5,
-                batch_size: int = 1, vocabulary: Optional[Sequence[str]] = None) -> VideoSummary:
-    """Label the video ``open_source()`` reads: each :class:`TrackedFrame` (with its pixels) goes to ``emit`` in
-    frame order; returns the :class:`VideoSummary`. Errors (a bad file, a model failing) propagate."""
+def iter_video(pipeline: Pipeline, tracker: VideoTracker, open_source: Callable[[], VideoSource], video: VideoInfo,
+               *, scene_cut: Optional[float] = 0.5, batch_size: int = 1, vocabulary: Optional[Sequence[str]] = None
+               ) -> Iterator[tuple[TrackedFrame, np.ndarray, bool]]:
+    """``(labeled frame, its pixels, whether a scene cut starts it)`` for each sampled frame of the video
+    ``open_source()`` reads, in order (see the module docstring). Errors (a bad file, a model failing) propagate."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if tracker.keyframe_steps not in ("run", "tag"):
@@ -107,12 +107,11 @@ def label_video(pipeline: Pipeline, tracker: VideoTracker, open_source: Callable
         with open_source() as first_pass:
             tags = video_tags(pipeline, first_pass.frames(), video, interval=interval, scene_cut=scene_cut,
                               batch_size=batch_size, vocabulary=vocabulary)
-    summary = VideoSummary()
     tracker.start_video(video, tags)
     pending: list[tuple[Frame, bool, bool]] = []
     shot_tags = Tags()
 
-    def flush() -> None:
+    def flush() -> Iterator[tuple[TrackedFrame, np.ndarray, bool]]:
         nonlocal shot_tags
         keys = [f for f, key, _ in pending if key]
         found: dict[int, ImageResult] = {}
@@ -127,18 +126,15 @@ def label_video(pipeline: Pipeline, tracker: VideoTracker, open_source: Callable
         for frame, key, cut in pending:
             if cut:
                 tracker.start_shot()
-                summary.cuts.append(frame.index)
             result = found.get(frame.index)
             if result is not None:
                 shot_tags = result.tags
             tracks = tracker.track(frame, result)
             info = ImageInfo(file=video.file, width=int(frame.image.shape[1]), height=int(frame.image.shape[0]))
-            done = TrackedFrame(index=frame.index, source_index=frame.source_index, time=frame.time, keyframe=key,
-                                result=ImageResult(image=info, tags=shot_tags, detections=tracks.detections,
-                                                   regions=tracks.regions),
-                                track_ids=tracks.ids)
-            summary.add(done)
-            emit(done, frame.image)
+            yield TrackedFrame(index=frame.index, source_index=frame.source_index, time=frame.time, keyframe=key,
+                               result=ImageResult(image=info, tags=shot_tags, detections=tracks.detections,
+                                                  regions=tracks.regions),
+                               track_ids=tracks.ids), frame.image, cut
         pending.clear()
 
     try:
@@ -148,9 +144,22 @@ def label_video(pipeline: Pipeline, tracker: VideoTracker, open_source: Callable
                 pending.append(entry)
                 n_keys += entry[1]
                 if entry[1] and n_keys >= batch_size:
-                    flush()
+                    yield from flush()
                     n_keys = 0
-            flush()
+            yield from flush()
     finally:
         tracker.end_video()
+
+
+def label_video(pipeline: Pipeline, tracker: VideoTracker, open_source: Callable[[], VideoSource], video: VideoInfo,
+                *, emit: Callable[[TrackedFrame, np.ndarray], None], scene_cut: Optional[float] = 0.5,
+                batch_size: int = 1, vocabulary: Optional[Sequence[str]] = None) -> VideoSummary:
+    """:func:`iter_video`, each labeled frame (with its pixels) handed to ``emit``; returns the :class:`VideoSummary`."""
+    summary = VideoSummary()
+    for frame, image, cut in iter_video(pipeline, tracker, open_source, video, scene_cut=scene_cut,
+                                        batch_size=batch_size, vocabulary=vocabulary):
+        if cut:
+            summary.cuts.append(frame.index)
+        summary.add(frame)
+        emit(frame, image)
     return summary
