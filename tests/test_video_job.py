@@ -152,3 +152,23 @@ def test_ray_engine_refuses_videos_in_one_line(tmp_path, capsys):
                  str(tmp_path / "o"), "--engine", "ray", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert "--engine ray does not label videos yet" in err and len(err.splitlines()) == 1
+
+
+def test_formats_added_on_resume_are_made_without_labeling_again(tmp_path):
+    import av
+
+    video = tmp_path / "v.mp4"
+    video_synth.tracking_video(video, cut=8, total=14)
+    log = tmp_path / "seen.txt"
+    base = ["label", str(video), "--config", shapes_config(tmp_path, log=str(log)), "--vocab", VOCAB, "--out",
+            str(tmp_path / "o"), "--no-progress"]
+    assert main(base + ["--formats", "mot"]) == 0
+    assert len(log.read_text().split()) == 14
+    assert main(base + ["--formats", "mot,yolo", "--vis", "--resume"]) == 0
+    assert len(log.read_text().split()) == 14  # the finished video was not labeled again ...
+    with av.open(str(tmp_path / "o" / "vis_video" / "v.mp4")) as c:  # ... its overlay and frames were replayed
+        assert sum(1 for _ in c.decode(c.streams.video[0])) == 14
+    assert len(list((tmp_path / "o" / "yolo_video").glob("images/*/v_*.jpg"))) == 14
+    rows = sum(1 for _ in (tmp_path / "o" / "mot" / "v" / "gt" / "gt.txt").open())
+    labels = sum(1 for p in (tmp_path / "o" / "yolo_video").glob("labels/*/*.txt") for _ in p.open())
+    assert rows == labels > 0
