@@ -58,12 +58,12 @@ def _result(k: int) -> ImageResult:
         labels=tuple(labels)))
 
 
-def _sam2_reference(folder: Path, frames) -> list[dict[int, np.ndarray]]:
+def _sam2_reference(folder: Path, frames, family: str = "Sam2Video") -> list[dict[int, np.ndarray]]:
     """transformers' streaming loop, no pruning: per frame, object id -> mask (objects present only)."""
     import transformers as hf
 
-    model = hf.Sam2VideoModel.from_pretrained(str(folder)).eval()
-    proc = hf.Sam2VideoProcessor.from_pretrained(str(folder))
+    model = getattr(hf, f"{family}Model").from_pretrained(str(folder)).eval()
+    proc = getattr(hf, f"{family}Processor").from_pretrained(str(folder))
     session = proc.init_video_session(inference_device="cpu", dtype=torch.float32)
     out, next_id = [], 1
     for k, image in enumerate(frames):
@@ -92,13 +92,15 @@ def _run_tracker(tracker, frames, *, results) -> list[dict[int, np.ndarray]]:
     return got
 
 
-def test_sam2_tracker_equals_transformers_streaming_with_a_pruned_session(tiny):
+@pytest.mark.parametrize("checkpoint, family", [("sam2", "Sam2Video"), ("sam3", "Sam3TrackerVideo")])
+def test_sam2_tracker_equals_transformers_streaming_with_a_pruned_session(tiny, checkpoint, family):
+    """SAM 2's video model, and SAM 3's tracker (Sam3TrackerVideoModel) read from a SAM 3 video checkpoint."""
     from grounding.video.sam2 import Sam2VideoTracker
 
     frames = _frames()
-    ref = _sam2_reference(tiny["sam2"], frames)
+    ref = _sam2_reference(tiny[checkpoint], frames, family)
     assert sum(len(r) for r in ref) > N  # the tiny model keeps objects on screen: there is something to compare
-    tracker = Sam2VideoTracker(model=str(tiny["sam2"]), keyframe_interval=5, lost_after=3)
+    tracker = Sam2VideoTracker(model=str(tiny[checkpoint]), keyframe_interval=5, lost_after=3)
     got = _run_tracker(tracker, frames, results=lambda k: _result(k) if k % 5 == 0 else None)
     assert [sorted(g) for g in got] == [sorted(r) for r in ref]
     for g, r in zip(got, ref):
@@ -109,7 +111,7 @@ def test_sam2_tracker_equals_transformers_streaming_with_a_pruned_session(tiny):
     assert list(session.processed_frames) == [N - 1]  # memory: the current frame's pixels only ...
     assert all(len(o["non_cond_frame_outputs"]) <= window + 1 for o in session.output_dict_per_obj.values())
     # ... and a window too small to hold what the model reads changes the masks: the comparison can fail
-    short = _run_tracker(Sam2VideoTracker(model=str(tiny["sam2"]), keyframe_interval=5, lost_after=3, window=1),
+    short = _run_tracker(Sam2VideoTracker(model=str(tiny[checkpoint]), keyframe_interval=5, lost_after=3, window=1),
                          frames, results=lambda k: _result(k) if k % 5 == 0 else None)
     assert any(not np.array_equal(s.get(i, 0), r[i]) for s, r in zip(short, ref) for i in r)
 
