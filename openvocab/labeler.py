@@ -54,6 +54,7 @@ class Labeler:
         self.writer_options = dict(writer_options or {})
         #: how videos are labeled (an :class:`openvocab.video.job.VideoOptions`: the config's tracker and sampling)
         self.video = video
+        self._trackers: dict = {}  # label_video's trackers, built (and their models loaded) once
 
     @classmethod
     def from_config(cls, config: str = DEFAULT_CONFIG, *, device: Optional[str] = None,
@@ -159,6 +160,9 @@ class Labeler:
             fps / stride: which frames (default: the config's ``video`` settings, else every frame).
             tracker: a tracker config instead of the config's (``dict(type="ByteTrackTracker")``...).
             vocabulary: this call's classes instead of the tagger's tags.
+
+        A tracker's model is loaded once per labeler; label one video at a time (finish or drop an iterator
+        before the next call).
         """
         import dataclasses
 
@@ -174,7 +178,7 @@ class Labeler:
             opts = dataclasses.replace(opts, tracker=dict(tracker))
         vocab = None if vocabulary is None else parse_vocabulary(vocabulary)
         return label_video(self.pipeline, path, options=opts, batch_size=self.batch_size, vocabulary=vocab,
-                           images=images)
+                           images=images, trackers=self._trackers)
 
     def label_folder(self, inputs: str | os.PathLike | Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
                      formats: Sequence[str] = ("coco", "jsonl"), vis: bool = False, resume: bool = False,

@@ -16,13 +16,18 @@ from .structures import TrackedFrame, VideoInfo
 
 def label_video(pipeline: Pipeline, path: Union[str, os.PathLike], *, options: VideoOptions = VideoOptions(),
                 batch_size: int = 1, vocabulary: Optional[Sequence[str]] = None, images: bool = False,
-                max_pixels: Optional[int] = None
+                max_pixels: Optional[int] = None, trackers: Optional[dict] = None
                 ) -> Iterator[Union[TrackedFrame, tuple[TrackedFrame, np.ndarray]]]:
     """Each sampled frame of the video at ``path`` labeled and tracked (``images``: with its RGB pixels as
     ``(frame, image)`` pairs). A file that is not a readable video raises
-    :class:`openvocab.video.source.VideoLoadError` naming it, before the first frame."""
+    :class:`openvocab.video.source.VideoLoadError` naming it, before the first frame. ``trackers``: built trackers
+    kept between calls (by config), so a tracker's model loads once; one video at a time uses each."""
     file = os.fspath(path)
-    tracker = build_tracker(options.tracker or default_tracker(pipeline))
+    cfg = dict(options.tracker or default_tracker(pipeline))
+    key = repr(sorted(cfg.items()))
+    tracker = (trackers or {}).get(key) or build_tracker(cfg)
+    if trackers is not None:
+        trackers[key] = tracker
     pipeline.setup()
     tracker.setup(pipeline.device)
 
