@@ -251,7 +251,7 @@ def _run(pipeline: Pipeline, inputs: Sequence[str], out: Path, state: JobState, 
             if finished or _interrupted():
                 job_classes = videos.classes(state, classes, lambda: (  # [video] + labels only videos have
                     label for r in recorded_results(state, image_items)() for label in r.detections.labels))
-                videos.render(state, job_classes, max_pixels=max_pixels)
+                videos.render(state, job_classes, max_pixels=max_pixels, replay=finished)
                 render_outputs(writers, state, image_items, problems, failures_path, job_classes, all_items=items)
     summary.labeled = sink.counts.labeled
     summary.frames = videos.frames_labeled

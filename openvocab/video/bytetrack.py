@@ -11,7 +11,8 @@ association of high- then low-confidence detections); this adapter adds what a l
 * **timestamps**: each frame's presentation time is handed to ByteTrack, so a variable frame rate or a sampling
   with gaps ages lost tracks by time, not by frame count;
 * boxes ByteTrack leaves untracked (tracker id ``-1``: below ``track_activation_threshold``, or before
-  ``minimum_consecutive_frames``) are dropped; the kept ones keep their label, score and mask (if the pipeline has a
+  ``minimum_consecutive_frames``) are dropped; ``trackers`` gives a new track its ID when a box continues it, so
+  a track's first frame has no box (ByteTrack's confirmation); the kept ones keep their label, score and mask (if the pipeline has a
   mask head or segmenter) and their region concepts/captions.
 """
 from __future__ import annotations

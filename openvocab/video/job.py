@@ -289,12 +289,13 @@ class VideoJob:
             return sorted(set(image_labels()) | found)
         return list(classes) + sorted(found - set(classes))
 
-    def render(self, state, classes: Optional[Sequence[str]], *, max_pixels: Optional[int] = None) -> None:
-        """Every video writer's outputs, from the record (finished videos missing per-frame files are replayed)."""
+    def render(self, state, classes: Optional[Sequence[str]], *, max_pixels: Optional[int] = None,
+               replay: bool = True) -> None:
+        """Every video writer's outputs, from the record; ``replay``: finished videos missing per-frame files (a
+        format added on resume) are decoded again and their recorded frames replayed (not after Ctrl-C)."""
         if not self.videos or self.record is None:
             return
-        videos = self.finished(state)
-        for video in videos:
+        for video in self.finished(state) if replay else ():
             missing = [w for w in self.writers if w.per_frame and not w.has_frames(video)]
             if missing:
                 self._replay(video, missing, max_pixels)
