@@ -63,3 +63,16 @@ def test_video_tab_says_what_is_wrong_with_a_clip(tmp_path):
     out = video.run_video(logic.LabelerCache(), str(bad), logic.Settings(config=shapes_config(tmp_path), stages=()),
                           "bytetrack", 0, "circle", out_root=tmp_path)
     assert out.status.startswith("**Error:** bad.mp4: not a readable video"), out.status
+
+
+def test_the_page_has_the_video_tab():
+    pytest.importorskip("gradio")
+    from demo.app import VIDEO_TYPES, build_app
+
+    app = build_app("tiny_random")
+    ids = {getattr(b, "elem_id", None) for b in app.blocks.values()}
+    assert {"ov-tab-video", "ov-v-upload", "ov-v-mode", "ov-v-result", "ov-dl-mot", "ov-dl-coco-video"} <= ids
+    upload = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "ov-v-upload")
+    assert upload.file_types == VIDEO_TYPES == ["video"]
+    mode = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "ov-v-mode")
+    assert [c[0] for c in mode.choices] == list(video.MODES)
