@@ -5,6 +5,7 @@ precision, tagger / mask head on or off), type a vocabulary or let the tagger ta
 thresholds; see the tags (scores, open-set marked), the boxes, masks, region concepts and captions drawn on the
 image, a table of regions, and download the image's COCO JSON, LabelMe JSON and YOLO labels.
 Tab **Free-text grounding**: boxes (and masks) of the phrases of a sentence.
+Tab **Video**: upload a short clip, choose the tracking mode, see the overlay video, download MOT and COCO video.
 The page's work is in :mod:`.logic`; this module only lays it out. The request handlers take data only: a config
 by name among the page's own (:class:`.logic.ConfigMenu`), an image as an upload Gradio received (images only).
 """
@@ -23,11 +24,14 @@ import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import logic  # noqa: E402
+from . import video as video_tab  # noqa: E402
 
 DEFAULT_CONFIG = "full_pipeline"
 PRECISIONS = list(logic.PRECISIONS)
 #: what the upload fields accept (Gradio checks it on upload; the handlers read pixels only)
 IMAGE_TYPES = ["image"]
+#: what the video upload field accepts (the job reads the clip as a video, whatever its name says)
+VIDEO_TYPES = ["video"]
 #: fonts the machine has: no web-font download (the page works offline)
 THEME_FONTS = dict(font=["DejaVu Sans", "Helvetica", "Arial", "sans-serif"],
                    font_mono=["DejaVu Sans Mono", "monospace"])
@@ -213,7 +217,42 @@ def build_app(config: str = DEFAULT_CONFIG, *, device: Optional[str] = None) -> 
         p_run.click(do_prompts, [p_image, p_prompts, *pipeline_inputs], [p_result, p_rows, p_status],
                     concurrency_limit=1, concurrency_id="model")
 
+        with gr.Tab("Video", elem_id="ov-tab-video"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    v_upload = gr.File(label="video clip (upload)", type="filepath", file_types=VIDEO_TYPES,
+                                       elem_id="ov-v-upload")
+                    v_mode = gr.Radio(list(video_tab.MODES), value="config", label="tracking (config: its own, "
+                                      "else SAM 2 with a mask head, ByteTrack without)", elem_id="ov-v-mode")
+                    v_fps = gr.Number(0, label=f"frames per second (0: every frame; at most {video_tab.MAX_FRAMES} "
+                                      "frames are labeled)", minimum=0, maximum=video_tab.MAX_FPS, elem_id="ov-v-fps")
+                    v_vocab = gr.Textbox(", ".join(info.vocabulary), label="vocabulary (empty: the tagger tags)",
+                                         elem_id="ov-v-vocab")
+                    v_run = gr.Button("Label video", variant="primary", elem_id="ov-v-run")
+                    v_status = gr.Markdown(elem_id="ov-v-status")
+                with gr.Column(scale=2):
+                    v_result = gr.Video(label="overlay (masks, boxes, track IDs, tags)", interactive=False,
+                                        elem_id="ov-v-result")
+                    with gr.Row():
+                        dl_mot = gr.DownloadButton("MOT (zip)", visible=False, elem_id="ov-dl-mot")
+                        dl_cocov = gr.DownloadButton("COCO video JSON", visible=False, elem_id="ov-dl-coco-video")
+
+        def do_video(file, mode, fps, vocabulary, cfg, dev, prec, stages, box, text, progress=gr.Progress()):
+            try:
+                path, chosen = checked(file, cfg, dev, prec, stages, box, text)
+            except logic.UserError as e:
+                out = video_tab.VideoOutput(status=f"**Error:** {e}")
+            else:
+                out = video_tab.run_video(cache, path, chosen, mode, fps, vocabulary or "",
+                                          progress=lambda f, what: progress(f, desc=what), out_root=work)
+            buttons = [gr.update(value=str(f), visible=True) if f else gr.update(visible=False) for f in out.files]
+            return out.overlay, *buttons, out.status
+
+        v_run.click(do_video, [v_upload, v_mode, v_fps, v_vocab, *pipeline_inputs],
+                    [v_result, dl_mot, dl_cocov, v_status], concurrency_limit=1, concurrency_id="model")
+
         config_outputs = [banner, stage_box, box_th, text_th, vocab]
+
         def config_widgets(name):
             return _config_widgets(menu, name)
 

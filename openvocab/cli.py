@@ -28,7 +28,7 @@ from .config import DEFAULT_CONFIG, load_config, resolve_config  # noqa: F401  (
 from .errors import ArgumentParser, RunError, UserError  # noqa: F401  (UserError: imported from here by commands)
 
 #: ``--formats`` names (:data:`openvocab.engine.job.FORMATS`; listed here so ``--help`` imports no engine)
-FORMAT_NAMES = ("coco", "jsonl", "yolo", "yolo-seg", "labelme", "cvat", "voc", "labelstudio", "fiftyone", "vis")
+FORMAT_NAMES = ("coco", "jsonl", "yolo", "yolo-seg", "labelme", "cvat", "voc", "labelstudio", "fiftyone", "mot", "vis")
 
 
 def _at_least(convert, minimum, what: str):
@@ -71,6 +71,14 @@ _non_negative_int = _at_least(int, 0, "a whole number")
 _non_negative_float = _at_least(float, 0.0, "a number")
 
 
+def _positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    value = _non_negative_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def _common(p: argparse.ArgumentParser, default_config: str) -> None:
     p.add_argument("--config", "-c", default=default_config,
                    help=f"pipeline config file or name under configs/ (default: {default_config})")
@@ -91,8 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"openvocab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("label", help="label images: tags, boxes, masks -> COCO/JSONL/YOLO/LabelMe/overlays")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, globs or .txt lists of paths")
+    p = sub.add_parser("label", help="label images and videos: tags, boxes, masks, tracks -> COCO/JSONL/YOLO/MOT/...")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image or video files, folders, globs or .txt lists of paths")
     p.add_argument("--out", "-o", required=True, help="output folder")
     _common(p, DEFAULT_CONFIG)
     p.add_argument("--vocab", help='user vocabulary instead of the tagger, e.g. "cat, dog, fire hydrant"')
@@ -116,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start over in an --out that holds an earlier job (its record is kept as a backup)")
     p.add_argument("--max-pixels", type=_positive_int, default=None, help="refuse images larger than this (bombs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("videos (pip install 'openvocab[video]'; the tracker: the config's tracker = dict(...))")
+    g.add_argument("--fps", type=_positive_float, default=None, help="label F frames per second of each video "
+                   "(by timestamps; default: every frame, or the config's video.fps)")
+    g.add_argument("--stride", type=_positive_int, default=None, help="label every N-th frame of each video")
     g = p.add_argument_group("scale-out (Ray; pip install 'openvocab[ray]')")
     g.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local: this process (default); ray: an actor pool on a Ray cluster or local Ray")

@@ -27,6 +27,7 @@ def _pipeline(args: argparse.Namespace, *, vocabulary=None, need=(), without=(),
 
 def label(args: argparse.Namespace) -> int:
     from .engine import RayOptions, parse_formats, run_job
+    from .video.job import VideoOptions
 
     try:
         formats = parse_formats(args.formats)
@@ -35,16 +36,21 @@ def label(args: argparse.Namespace) -> int:
     if args.resume and args.overwrite:
         raise UserError("--resume and --overwrite exclude each other")
     cfg, pipe = _pipeline(args, vocabulary=args.vocab)
+    if args.fps is not None and args.stride is not None:
+        raise UserError("--fps and --stride exclude each other")
+    video = VideoOptions.from_config(cfg, fps=args.fps, stride=args.stride)
     batch = args.batch_size or cfg.get("batch_size", 1)
     ray = RayOptions(address=args.ray_address, num_workers=args.num_workers, gpus_per_worker=args.gpus_per_worker,
                      cpus_per_worker=args.cpus_per_worker)
     summary = run_job(pipe, args.inputs, args.out, formats=formats, vis=args.vis, batch_size=batch,
                       workers=args.workers, resume=args.resume, overwrite=args.overwrite, max_pixels=args.max_pixels,
                       progress=not args.no_progress, engine=args.engine, ray=ray,
-                      writer_options=_writer_options(cfg, args), image_root=args.image_root)
+                      writer_options=_writer_options(cfg, args), image_root=args.image_root, video=video)
     rate = summary.labeled / summary.seconds if summary.seconds else 0.0
-    print(f"labeled {summary.labeled} images ({summary.skipped} already done, {len(summary.failed)} failed) "
-          f"in {summary.seconds:.1f}s ({rate:.2f} img/s) -> {args.out}", file=sys.stderr)
+    frames = f", {summary.frames} video frames" if summary.videos else ""
+    print(f"labeled {summary.labeled} {'inputs' if summary.videos else 'images'}{frames} ({summary.skipped} already "
+          f"done, {len(summary.failed)} failed) in {summary.seconds:.1f}s ({rate:.2f} "
+          f"{'inputs' if summary.videos else 'img'}/s) -> {args.out}", file=sys.stderr)
     if summary.failed:
         print(f"failures are listed in {Path(args.out) / 'failures.jsonl'}", file=sys.stderr)
     return summary.exit_code
@@ -54,13 +60,15 @@ def _writer_options(cfg, args: argparse.Namespace) -> dict[str, dict]:
     """Writer options per format: the config's ``writers = dict(<format>=dict(...))`` (``--cfg-options
     writers.labelme.epsilon=2`` included), then ``--val-fraction`` for the YOLO formats."""
     from .engine import FORMATS
+    from .video.job import OPTION_KEYS
 
     given = cfg.get("writers", None) or {}
     if not isinstance(given, dict):
         raise UserError(f"{args.config}: 'writers' must be a dict of format -> options, got {type(given).__name__}")
-    unknown = sorted(set(given) - set(FORMATS))
+    known = list(FORMATS) + [k for k in OPTION_KEYS.values() if k not in FORMATS]  # [video] mot, vis_video...
+    unknown = sorted(set(given) - set(known))
     if unknown:
-        raise UserError(f"{args.config}: 'writers' names unknown format(s) {unknown}; formats: {', '.join(FORMATS)}")
+        raise UserError(f"{args.config}: 'writers' names unknown format(s) {unknown}; formats: {', '.join(known)}")
     options = {}
     for name, opts in given.items():
         if not isinstance(opts, dict):

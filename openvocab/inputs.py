@@ -17,6 +17,9 @@ IMAGE_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".dib", ".gif", ".tif", ".tiff", ".webp",
     ".ppm", ".pgm", ".pbm", ".pnm", ".tga",
 })
+#: Video file extensions (lower case) picked up from folders and globs when a job takes videos
+#: (``expand_inputs(..., videos=True)``; :mod:`openvocab.video.source` also recognises videos by content).
+VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"})
 _GLOB_CHARS = frozenset("*?[")
 
 
@@ -36,6 +39,11 @@ def is_image_file(path: str) -> bool:
     return os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
 
 
+def is_video_name(path: str) -> bool:
+    """Whether ``path``'s extension (any case) is one of :data:`VIDEO_EXTENSIONS`."""
+    return os.path.splitext(path)[1].lower() in VIDEO_EXTENSIONS
+
+
 def _reason(e: OSError, what: str) -> str:
     if e.errno in (errno.EACCES, errno.EPERM):
         return f"cannot read {what}: permission denied"
@@ -48,8 +56,9 @@ class _Walker:
     """Image files under a folder, recursively, sorted by path components; hidden entries skipped; symlinked
     folders followed once (a folder reached twice, e.g. a link loop, is walked only the first time)."""
 
-    def __init__(self, exclude: Sequence[str], problems: list[InputProblem]) -> None:
+    def __init__(self, exclude: Sequence[str], problems: list[InputProblem], videos: bool = False) -> None:
         self.exclude = [os.path.realpath(e) for e in exclude]
+        self.wanted = (lambda n: is_image_file(n) or is_video_name(n)) if videos else is_image_file
         self.problems = problems
         self.visited: set[tuple[int, int]] = set()
 
@@ -86,14 +95,15 @@ class _Walker:
                 continue
             if is_dir:
                 self._walk(path, rel + [entry.name], found)
-            elif is_image_file(entry.name):
+            elif self.wanted(entry.name):
                 if entry.is_symlink() and not os.path.exists(path):
                     self.problems.append(InputProblem(path, "broken symbolic link"))
                 elif not self.excluded(path):
                     found.append((rel + [entry.name], path))
 
 
-def expand_inputs(inputs: Iterable[str], *, exclude: Sequence[str] = ()) -> tuple[list[str], list[InputProblem]]:
+def expand_inputs(inputs: Iterable[str], *, exclude: Sequence[str] = (),
+                  videos: bool = False) -> tuple[list[str], list[InputProblem]]:
     """Expand command-line inputs into image files.
 
     Each input may be:
@@ -106,7 +116,8 @@ def expand_inputs(inputs: Iterable[str], *, exclude: Sequence[str] = ()) -> tupl
     * a glob (``imgs/*.jpg``, ``data/**/*.png``): matching image files, sorted, and matching folders
       expanded.
 
-    Anything under ``exclude`` (a job's output folder) is never an input.
+    Anything under ``exclude`` (a job's output folder) is never an input. ``videos``: folders and globs also give
+    video files (:data:`VIDEO_EXTENSIONS`).
 
     Returns:
         ``(files, problems)``: the files in input order, duplicates (same absolute path) dropped,
@@ -120,7 +131,7 @@ def expand_inputs(inputs: Iterable[str], *, exclude: Sequence[str] = ()) -> tupl
     problems: list[InputProblem] = []
     seen: set[str] = set()
     lists_open: set[str] = set()
-    walker = _Walker(exclude, problems)
+    walker = _Walker(exclude, problems, videos)
 
     def add(path: str) -> None:
         key = os.path.normcase(os.path.abspath(path))
@@ -134,7 +145,8 @@ def expand_inputs(inputs: Iterable[str], *, exclude: Sequence[str] = ()) -> tupl
         for p in found:
             add(p)
         if not found and len(problems) == before and not walker.excluded(folder):
-            problems.append(InputProblem(folder, "a folder with no image files in it"))
+            problems.append(InputProblem(folder, "a folder with no image files in it" if not videos else
+                                         "a folder with no image or video files in it"))
         return bool(found)
 
     def expand(item: str) -> None:
@@ -163,7 +175,7 @@ def expand_inputs(inputs: Iterable[str], *, exclude: Sequence[str] = ()) -> tupl
             for m in sorted(glob.glob(item, recursive=True)):
                 if os.path.isdir(m):
                     hits += add_folder(m)
-                elif is_image_file(m) and not walker.excluded(m):
+                elif walker.wanted(m) and not walker.excluded(m):
                     hits += 1
                     add(m)
             if not hits:
@@ -231,13 +243,13 @@ def input_key(path: str) -> str:
     return os.path.realpath(os.path.abspath(path))
 
 
-def collect_inputs(inputs: Sequence[str], *, exclude: Sequence[str | os.PathLike] = ()
+def collect_inputs(inputs: Sequence[str], *, exclude: Sequence[str | os.PathLike] = (), videos: bool = False
                    ) -> tuple[list[InputItem], list[InputProblem]]:
     """:func:`expand_inputs` -> the job's :class:`InputItem` s (two paths to one file are one input, the first
     spelling kept) and the problems."""
     from .writers.base import OutputNamer
 
-    files, problems = expand_inputs(list(inputs), exclude=[os.fspath(e) for e in exclude])
+    files, problems = expand_inputs(list(inputs), exclude=[os.fspath(e) for e in exclude], videos=videos)
     namer = OutputNamer()
     items: list[InputItem] = []
     seen: set[str] = set()

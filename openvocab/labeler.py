@@ -7,6 +7,8 @@
     result.tags, result.detections, result.regions   # typed (openvocab.structures)
     result.to_coco(); result.to_supervision(); result.show()
     labeler.label_folder("photos/", "runs/a", formats=("coco", "jsonl"), vis=True)   # = openvocab label
+    for frame in labeler.label_video("clip.mp4", fps=5):  # tracked frames, one at a time
+        frame.index, frame.track_ids, frame.result
 
 :meth:`Labeler.label` runs the pipeline in this process, in batches of the config's ``batch_size``;
 :meth:`Labeler.label_folder` is the job of ``openvocab label`` (:func:`openvocab.engine.run_job`: loader
@@ -42,7 +44,7 @@ class Labeler:
     """
 
     def __init__(self, pipeline: Pipeline, *, batch_size: int = 1,
-                 writer_options: Optional[Mapping[str, dict]] = None) -> None:
+                 writer_options: Optional[Mapping[str, dict]] = None, video: Optional[Any] = None) -> None:
         if not isinstance(pipeline, Pipeline):
             raise ValueError(f"pipeline must be an openvocab Pipeline, got {type(pipeline).__name__}")
         if batch_size < 1:
@@ -50,6 +52,9 @@ class Labeler:
         self.pipeline = pipeline
         self.batch_size = int(batch_size)
         self.writer_options = dict(writer_options or {})
+        #: how videos are labeled (an :class:`openvocab.video.job.VideoOptions`: the config's tracker and sampling)
+        self.video = video
+        self._trackers: dict = {}  # label_video's trackers, built (and their models loaded) once
 
     @classmethod
     def from_config(cls, config: str = DEFAULT_CONFIG, *, device: Optional[str] = None,
@@ -78,7 +83,10 @@ class Labeler:
             pipe = build_pipeline(cfg, vocabulary=vocabulary, device=device, precision=precision, without=without)
         except (KeyError, ValueError, TypeError) as e:
             raise UserError(f"{config}: cannot build the pipeline ({e})") from None
-        return cls(pipe, batch_size=batch_size or cfg.get("batch_size", 1), writer_options=cfg.get("writers", None))
+        from .video.job import VideoOptions
+
+        return cls(pipe, batch_size=batch_size or cfg.get("batch_size", 1), writer_options=cfg.get("writers", None),
+                   video=VideoOptions.from_config(cfg))
 
     def setup(self) -> "Labeler":
         """Load every stage's weights onto the device now (else the first image does)."""
@@ -158,19 +166,50 @@ class Labeler:
         dets = Detections(boxes=box_rows, scores=regions.mask_scores, labels=names)
         return LabeledImage(result=ImageResult(image=info, detections=dets, regions=regions), image=array)
 
+    def label_video(self, path: str | os.PathLike, *, fps: Optional[float] = None, stride: Optional[int] = None,
+                    tracker: Optional[Mapping[str, Any]] = None, vocabulary: Sequence[str] | str | None = None,
+                    images: bool = False):
+        """The frames of the video at ``path``, labeled and tracked, one at a time (flat memory): an iterator of
+        :class:`openvocab.video.structures.TrackedFrame` (``images=True``: ``(frame, RGB array)`` pairs).
+
+        Args:
+            fps / stride: which frames (default: the config's ``video`` settings, else every frame).
+            tracker: a tracker config instead of the config's (``dict(type="ByteTrackTracker")``...).
+            vocabulary: this call's classes instead of the tagger's tags.
+
+        A tracker's model is loaded once per labeler; label one video at a time (finish or drop an iterator
+        before the next call).
+        """
+        import dataclasses
+
+        from .video.api import label_video
+        from .video.job import VideoOptions
+        from .video.source import Sampling
+
+        opts = self.video or VideoOptions()
+        if fps is not None or stride is not None:
+            opts = dataclasses.replace(opts, sampling=Sampling(fps=fps, stride=stride,
+                                                               max_frames=opts.sampling.max_frames))
+        if tracker is not None:
+            opts = dataclasses.replace(opts, tracker=dict(tracker))
+        vocab = None if vocabulary is None else parse_vocabulary(vocabulary)
+        return label_video(self.pipeline, path, options=opts, batch_size=self.batch_size, vocabulary=vocab,
+                           images=images, trackers=self._trackers)
+
     def label_folder(self, inputs: str | os.PathLike | Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
                      formats: Sequence[str] = ("coco", "jsonl"), vis: bool = False, resume: bool = False,
                      overwrite: bool = False, progress: bool = True, **job_options):
         """``openvocab label INPUTS --out OUT_DIR``: :func:`openvocab.engine.run_job` with this labeler's pipeline,
         batch size and writer options; ``job_options``: its other arguments (``workers``, ``max_pixels``,
-        ``engine``, ``ray``). Returns its :class:`~openvocab.engine.JobSummary`."""
+        ``engine``, ``ray``, ``video``; videos among the inputs are labeled with this labeler's video settings).
+        Returns its :class:`~openvocab.engine.JobSummary`."""
         from .engine import run_job
 
         items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
         return run_job(self.pipeline, [os.fspath(x) for x in items], out_dir, formats=formats, vis=vis,
                        batch_size=job_options.pop("batch_size", self.batch_size), resume=resume, overwrite=overwrite,
                        progress=progress, writer_options=job_options.pop("writer_options", self.writer_options),
-                       **job_options)
+                       video=job_options.pop("video", self.video), **job_options)
 
 
 def _to_image(x: ImageInput, index: int) -> tuple[np.ndarray, ImageInfo]:

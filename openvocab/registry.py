@@ -108,6 +108,9 @@ DETECTORS = Registry("detector", scope=SCOPE)
 MASK_HEADS = Registry("mask head", scope=SCOPE)
 #: Image + tag names -> boxes with masks (:class:`openvocab.structures.Instances`; e.g. SAM 3, CLIPSeg).
 SEGMENTERS = Registry("segmenter", scope=SCOPE)
+#: Video frames + the pipeline's keyframe results -> object tracks (:mod:`openvocab.video.tracking`: ByteTrack here;
+#: SAM 2 / SAM 3 video models registered by ``grounding.video``).
+TRACKERS = Registry("tracker", scope=SCOPE, locations=["openvocab.video.bytetrack"])
 #: Image (+ its tags) -> a caption (e.g. Tag2Text, Florence-2).
 CAPTIONERS = Registry("captioner", scope=SCOPE)
 #: :class:`openvocab.structures.ImageResult` -> files (COCO, JSONL, YOLO, LabelMe, overlays).
@@ -142,6 +145,7 @@ ALL_REGISTRIES = {
     "detectors": DETECTORS,
     "mask_heads": MASK_HEADS,
     "segmenters": SEGMENTERS,
+    "trackers": TRACKERS,
     "captioners": CAPTIONERS,
     "writers": WRITERS,
     "text_encoders": TEXT_ENCODERS,

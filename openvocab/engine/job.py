@@ -27,11 +27,12 @@ from ..outdir import (TEMP_SUFFIX, OutputError, describe_os_error, make_dirs, re
                       remove_stale_temp)
 from ..pipeline import Pipeline
 from ..registry import WRITERS
+from ..video.job import VIDEO_FORMATS, VideoJob, VideoOptions  # [video] a job's videos (openvocab.video.job)
 from ..writers.base import Writer, WriterContext
 from .fingerprint import describe_changes, job_fingerprint
 from .loader import default_workers
 from .lock import OutputLock
-from .outputs import FAILURES_FILE, JOB_FILES, fresh_file, job_failures, render_outputs
+from .outputs import FAILURES_FILE, JOB_FILES, fresh_file, job_failures, recorded_results, render_outputs
 from .sink import ResultSink
 from .state import STATE_DIR, JobState
 
@@ -62,6 +63,8 @@ class JobSummary:
         labeled: images labeled by this run; skipped: already done by an earlier run.
         failed: ``{"file", "error"}`` of each input that is neither labeled nor done.
         kept: finished images in the record that are not inputs of this run (kept, not in the outputs).
+        videos / frames: video inputs of this run, and frames this run labeled in them (videos count as inputs in
+            ``total``/``labeled``/``skipped`` too).
     """
 
     total: int = 0
@@ -70,6 +73,8 @@ class JobSummary:
     failed: list[dict] = field(default_factory=list)
     kept: int = 0
     seconds: float = 0.0
+    videos: int = 0
+    frames: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -89,11 +94,12 @@ class RayOptions:
 def parse_formats(formats: str | Sequence[str]) -> list[str]:
     items = [f.strip().lower() for f in (formats.split(",") if isinstance(formats, str) else formats)]
     items = [f for f in items if f]
-    bad = [f for f in items if f not in FORMATS]
+    known = list(FORMATS) + [f for f in VIDEO_FORMATS if f not in FORMATS]  # [video] mot
+    bad = [f for f in items if f not in known]
     if bad:
-        raise ValueError(f"Unknown output format(s) {bad}; choose from {', '.join(FORMATS)}")
+        raise ValueError(f"Unknown output format(s) {bad}; choose from {', '.join(known)}")
     if not items:
-        raise ValueError(f"No output format given; choose from {', '.join(FORMATS)}")
+        raise ValueError(f"No output format given; choose from {', '.join(known)}")
     return list(dict.fromkeys(items))
 
 
@@ -102,8 +108,8 @@ def run_job(pipeline: Pipeline, inputs: Sequence[str], out_dir: str | Path, *,
             workers: Optional[int] = None, resume: bool = False, overwrite: bool = False,
             max_pixels: Optional[int] = None, progress: bool = True, engine: str = "local",
             ray: Optional[RayOptions] = None, writer_options: Optional[Mapping[str, dict]] = None,
-            image_root: Optional[str | Path] = None) -> JobSummary:
-    """Label every image of ``inputs`` (files, folders, globs, .txt lists) into ``out_dir``.
+            image_root: Optional[str | Path] = None, video: Optional[VideoOptions] = None) -> JobSummary:
+    """Label every image and video of ``inputs`` (files, folders, globs, .txt lists) into ``out_dir``.
 
     Args:
         formats / vis: outputs (``--formats``, ``--vis``); writer_options: keyword arguments per format name.
@@ -113,6 +119,7 @@ def run_job(pipeline: Pipeline, inputs: Sequence[str], out_dir: str | Path, *,
         engine: ``"local"`` or ``"ray"`` (``ray``: :class:`RayOptions`).
         image_root: the folder image names in the outputs are relative to (``None``: the one the job record
             holds on resume, else the deepest folder holding every input; :mod:`openvocab.image_root`).
+        video: how videos are labeled (tracker, sampling, scene cuts: :class:`openvocab.video.job.VideoOptions`).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -128,6 +135,7 @@ def run_job(pipeline: Pipeline, inputs: Sequence[str], out_dir: str | Path, *,
     if getattr(pipeline, "captioner", None) is not None and "coco" in names:  # captions.json beside coco.json
         options["coco"] = {"captions_file": "captions.json", **dict(options.get("coco") or {})}
     writers = _build_writers(names, options)
+    videos = VideoJob(formats=names, writer_options=options, options=video)  # [video]
     planned = _planned_outputs(writers)
     start = time.monotonic()
     out = _output_folder(out_dir, planned)
@@ -136,8 +144,9 @@ def run_job(pipeline: Pipeline, inputs: Sequence[str], out_dir: str | Path, *,
         try:
             return _run(pipeline, inputs, out, state, writers=writers, planned=planned, batch_size=batch_size,
                         workers=workers, resume=resume, overwrite=overwrite, max_pixels=max_pixels, progress=progress,
-                        engine=engine, ray=ray or RayOptions(), image_root=image_root, start=start)
+                        engine=engine, ray=ray or RayOptions(), image_root=image_root, start=start, videos=videos)
         finally:
+            videos.close()
             state.close()
 
 
@@ -177,35 +186,49 @@ def _planned_outputs(writers: Sequence[Writer]) -> list[str]:
 
 def _run(pipeline: Pipeline, inputs: Sequence[str], out: Path, state: JobState, *, writers: list[Writer],
          planned: list[str], batch_size: int, workers: int, resume: bool, overwrite: bool, max_pixels: Optional[int],
-         progress: bool, engine: str, ray: RayOptions, image_root: Optional[str | Path], start: float) -> JobSummary:
+         progress: bool, engine: str, ray: RayOptions, image_root: Optional[str | Path], start: float,
+         videos: VideoJob) -> JobSummary:
     from tqdm import tqdm
 
-    items, problems = collect_inputs(list(inputs), exclude=[out])
+    items, problems = collect_inputs(list(inputs), exclude=[out], videos=True)
+    image_items = videos.split(items)  # [video] the others are videos (by content)
+    if videos.videos:
+        planned = _planned_outputs(writers + videos.writers)
+        writers = writers if image_items else []  # a job of videos only writes no empty image datasets
+        if engine == "ray":
+            raise JobError(f"--engine ray does not label videos yet ({len(videos.videos)} video input(s), e.g. "
+                           f"{videos.videos[0].file}): label videos with --engine local")
     owned = _owned_outputs(state.meta(), out)
     if not overwrite:  # before the models load: a user's file in the way stops the job at once
         refuse_foreign(out, planned, owned, error=JobError)
     with hub.recording() as files:
         setup_pipeline(pipeline)  # a missing checkpoint stops the job here, before any output is touched
+    videos.setup(pipeline)  # [video] the tracker (its files are kept apart from the image fingerprint)
     fingerprint = job_fingerprint(stages=pipeline.stage_configs, vocabulary=pipeline.vocabulary,
                                   precision=pipeline.precision, clip_boxes=pipeline.clip_boxes, files=files)
     meta, owned = _check_reuse(state, out, fingerprint, resume=resume, overwrite=overwrite, owned=owned)
+    if resume:
+        videos.check_resume(meta.get("video"))  # [video]
     refuse_foreign(out, planned, owned, error=JobError)
     remove_stale_temp(out, owned)  # what a killed run left half-written
     classes = meta.get("classes") if resume and "classes" in meta else pipeline.class_names()
     root = _image_root(image_root, meta.get("image_root") if resume else None, items)
     state.set_meta({"fingerprint": fingerprint, "classes": classes, "image_root": root,
                     "openvocab_version": __version__, "created": meta.get("created", time.time()),
-                    "updated": time.time(), OUTPUTS_KEY: sorted(set(owned) | set(planned))})
+                    "updated": time.time(), OUTPUTS_KEY: sorted(set(owned) | set(planned)),
+                    **({"video": videos.settings()} if videos.videos else {})})
     done = state.done_keys(i.key for i in items)
     todo = [i for i in items if i.key not in done]
     summary = JobSummary(total=len(items) + len(problems), skipped=len(items) - len(todo),
-                         kept=max(0, state.count() - len(done)))
+                         kept=max(0, state.count() - len(done)), videos=len(videos.videos))
+    video_keys = {i.key for i in videos.videos}
     if summary.kept:
         log.warning("%d finished images in %s are not inputs of this run: kept in the record, left out of the "
                     "outputs (run with them to include them)", summary.kept, out)
-    _open_writers(writers, out, WriterContext(
-        classes=None if classes is None else tuple(classes), names={i.file: i.name for i in items},
-        load_image=_reload, image_root=root, replay=True))
+    context = WriterContext(classes=None if classes is None else tuple(classes), names={i.file: i.name for i in items},
+                            load_image=_reload, image_root=root, replay=True)
+    _open_writers(writers, out, context)
+    videos.open(out, context)
     failures_path = out / FAILURES_FILE
     bar = tqdm(total=len(todo) + len(problems), unit="img", desc="labeling", disable=not progress,
                dynamic_ncols=True, smoothing=0.1)
@@ -215,8 +238,10 @@ def _run(pipeline: Pipeline, inputs: Sequence[str], out: Path, state: JobState, 
     try:
         for p in problems:
             sink.failure(p, p.reason)
-        _engine(engine)(pipeline, todo, sink, batch_size=batch_size, workers=workers, max_pixels=max_pixels,
-                        ray=ray)
+        _engine(engine)(pipeline, [i for i in todo if i.key not in video_keys], sink, batch_size=batch_size,
+                        workers=workers, max_pixels=max_pixels, ray=ray)
+        videos.run(pipeline, [i for i in todo if i.key in video_keys], sink, batch_size=batch_size,  # [video]
+                   workers=workers, max_pixels=max_pixels, progress=progress)
         finished = True
     finally:
         try:
@@ -227,8 +252,12 @@ def _run(pipeline: Pipeline, inputs: Sequence[str], out: Path, state: JobState, 
         finally:
             bar.close()
             if finished or _interrupted():
-                render_outputs(writers, state, items, problems, failures_path, classes)
+                job_classes = videos.classes(state, classes, lambda: (  # [video] + labels only videos have
+                    label for r in recorded_results(state, image_items)() for label in r.detections.labels))
+                videos.render(state, job_classes, max_pixels=max_pixels, replay=finished)
+                render_outputs(writers, state, image_items, problems, failures_path, job_classes, all_items=items)
     summary.labeled = sink.counts.labeled
+    summary.frames = videos.frames_labeled
     summary.failed = job_failures(state, items, problems)
     summary.seconds = time.monotonic() - start
     return summary
@@ -307,7 +336,7 @@ def _image_root(given: Optional[str | Path], recorded: Optional[str], items: Seq
 def _build_writers(names: list[str], options: dict) -> list[Writer]:
     """The writers of ``names`` with their options (a bad option is a :class:`JobError`, before anything is made)."""
     writers = []
-    for n in names:
+    for n in (n for n in names if n in FORMATS):  # [video] formats only videos have are VideoJob's
         opts = {**FORMATS[n], **dict(options.get(n) or {})}
         try:
             writers.append(WRITERS.build(opts))

@@ -63,7 +63,10 @@ def _loads(text: str) -> Any:
 
 
 def render_outputs(writers: list[Writer], state: JobState, items: Sequence[InputItem], problems: Sequence[InputProblem],
-            failures_path: Path, classes: Optional[Sequence[str]]) -> None:
+            failures_path: Path, classes: Optional[Sequence[str]],
+            all_items: Optional[Sequence[InputItem]] = None) -> None:
+    """The image writers' aggregate files from the results of ``items``, ``classes.txt`` and ``failures.jsonl``
+    (the failures of ``all_items``, default ``items``: a job's videos included)."""
     results = recorded_results(state, items)
     kept = f"(every finished image is kept in {state.path})"
     try:
@@ -79,7 +82,7 @@ def render_outputs(writers: list[Writer], state: JobState, items: Sequence[Input
         atomic_write_text(failures_path.parent / CLASSES_FILE,
                           "".join(n + "\n" for n in class_list(classes, results())))
         with atomic_open(failures_path, "wb") as f:
-            for rec in job_failures(state, items, problems):
+            for rec in job_failures(state, items if all_items is None else all_items, problems):
                 f.write(encode_line(rec))
     except OSError as e:
         raise OutputError(f"cannot write the outputs: {describe_os_error(e)} {kept}") from None

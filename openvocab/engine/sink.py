@@ -75,6 +75,11 @@ class ResultSink:
     def failure(self, item_or_file: InputItem | str, error: str) -> None:
         self._put(("failure", item_or_file, error, None))
 
+    def record(self, item: InputItem, result_json: str) -> None:
+        """A finished input that is not an image (a video: :mod:`openvocab.video.job`), already serialised: its
+        record row, committed with the images' (its own files are written)."""
+        self._put(("record", item, result_json, None))
+
     def close(self) -> None:
         """Drain, commit what is left, stop the thread; raises the writer side's error, if any."""
         if self._thread is not None:
@@ -130,6 +135,9 @@ class ResultSink:
         kind, item, payload, image = msg
         if kind == "failure":
             self._record_failure(item, payload)
+            return
+        if kind == "record":
+            self._rows.append((item.key, item.file, payload))
             return
         if image is None and self.needs_image and self.reload is not None:
             image = self.reload(item.file)
