@@ -83,6 +83,20 @@ def _status(page, sel: str, needle: str) -> str:
     return page.locator(sel).inner_text()
 
 
+def _upload(page, field: str, path: Path, *, shown: str = "") -> None:
+    """Upload ``path`` as a user does: click the field's drop zone once it can be clicked (a tab that has just opened
+    is mounted by then), answer the file chooser, and wait until the field shows the file: its name (Gradio may
+    render the stem and the extension as two lines, so white space is ignored), or the element ``shown``."""
+    with page.expect_file_chooser() as chooser:
+        page.click(f"{field} button.upload-container")
+    chooser.value.set_files(str(path))
+    if shown:
+        page.wait_for_selector(shown)
+    else:
+        page.wait_for_function("([s, n]) => (document.querySelector(s)?.innerText || '').replace(/\\s+/g, '')"
+                               ".includes(n)", arg=[field, path.name], timeout=60_000)
+
+
 def test_demo_page_in_chromium(demo_server, shared_dir, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -94,21 +108,17 @@ def test_demo_page_in_chromium(demo_server, shared_dir, tmp_path):
         page.goto(demo_server)
         assert "Random weights" in _status(page, "#ov-banner", "meaningless")
 
-        upload = page.locator("#ov-upload input[type=file]")
         bad = tmp_path / "notes.jpg"
         bad.write_text("not a picture")
-        upload.set_input_files(str(bad))
-        page.wait_for_selector("#ov-upload :text('notes.jpg')")
+        _upload(page, "#ov-upload", bad)
         page.click("#ov-run")
         assert "notes.jpg: not an image" in _status(page, "#ov-status", "Error")
 
         page.click("#ov-upload button[aria-label='Clear']")
         # the page's own state, not timing: the cleared field has dropped the old file and shows its drop zone
-        page.wait_for_selector("#ov-upload :text('notes.jpg')", state="detached")
-        upload = page.locator("#ov-upload input[type=file]")
-        upload.wait_for(state="attached")
-        upload.set_input_files(str(photo))
-        page.wait_for_selector("#ov-upload :text('demo4.jpg')")
+        page.wait_for_function("s => !(document.querySelector(s)?.innerText || '').replace(/\\s+/g, '')"
+                               ".includes('notes.jpg')", arg="#ov-upload")
+        _upload(page, "#ov-upload", photo)
         page.click("#ov-run")
         status = _status(page, "#ov-status", "boxes")  # (the progress overlay's text may still be in it)
         assert "demo4.jpg: " in status, status
@@ -131,21 +141,15 @@ def test_demo_page_in_chromium(demo_server, shared_dir, tmp_path):
         page.screenshot(path=str(ARTIFACTS / "demo_page.png"), full_page=True)
 
         page.click("#ov-tab-ground-button")
-        g_upload = page.locator("#ov-g-upload input[type=file]")
-        g_upload.wait_for(state="attached")
-        g_upload.set_input_files(str(photo))
-        page.wait_for_selector("#ov-g-upload :text('demo4.jpg')")
+        _upload(page, "#ov-g-upload", photo)
         page.fill("#ov-g-text textarea", "the man in a red shirt")
         page.click("#ov-g-run")
         assert "for 'the man in a red shirt'" in _status(page, "#ov-g-status", "boxes")
 
         # click to segment: a click on the picture is a point prompt for the config's mask head
         page.click("#ov-tab-prompt-button")
-        p_upload = page.locator("#ov-p-image input[type=file]")
-        p_upload.wait_for(state="attached")
-        p_upload.set_input_files(str(photo))
+        _upload(page, "#ov-p-image", photo, shown="#ov-p-image img")
         shown = page.locator("#ov-p-image img")
-        shown.wait_for(state="visible")
         where = shown.bounding_box()
         page.mouse.click(where["x"] + where["width"] * 0.5, where["y"] + where["height"] * 0.25)
         clicked = _status(page, "#ov-p-list", "point (")
