@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("av")
-pytest.importorskip("trackers")
+import av  # noqa: E402,F401  (test dependencies: ./install.sh --test installs them; never skipped)
+import trackers  # noqa: E402,F401
 
 import video_synth  # noqa: E402
 from openvocab.cli import main  # noqa: E402

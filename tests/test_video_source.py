@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("av")
+import av  # noqa: E402,F401  (a test dependency: never skipped)
 
 import video_synth  # noqa: E402
 from openvocab.inputs import collect_inputs  # noqa: E402

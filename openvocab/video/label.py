@@ -129,7 +129,8 @@ def iter_video(pipeline: Pipeline, tracker: VideoTracker, open_source: Callable[
             result = found.get(frame.index)
             if result is not None:
                 shot_tags = result.tags
-            tracks = tracker.track(frame, result)
+            with pipeline.model_call():  # the tracker's model: the job's precision, and the CPU's turn
+                tracks = tracker.track(frame, result)
             info = ImageInfo(file=video.file, width=int(frame.image.shape[1]), height=int(frame.image.shape[0]))
             yield TrackedFrame(index=frame.index, source_index=frame.source_index, time=frame.time, keyframe=key,
                                result=ImageResult(image=info, tags=shot_tags, detections=tracks.detections,
