@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .examples import ExampleSet
 from .structures import Detections, ImageInfo, Regions, Tags
 
 
@@ -20,6 +21,7 @@ class PreparedImage:
     mask_head: Any = None
     segmenter: Any = None
     stuff_segmenter: Any = None
+    exemplar_detector: Any = None
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ class BatchState:
         images / infos / prepared: the batch as given to :meth:`~openvocab.pipeline.Pipeline.start`.
         vocabulary: this batch's user classes instead of the tagger and the pipeline's vocabulary (the Python
             API's per-call ``vocabulary``; ``None``: the pipeline's own).
+        examples: this batch's labelled examples instead of the pipeline's (the Python API's per-call ``examples``;
+            ``None``: the pipeline's own).
         tags: each image's tags, boxable marked (set by ``tag``).
         detections: boxes (xyxy, original pixels, clipped) of the detector or segmenter (set by ``locate``).
         regions: the segmenter's masks per image (set by ``locate``); ``None`` when the mask head makes them
@@ -41,6 +45,7 @@ class BatchState:
     infos: list[ImageInfo]
     prepared: Optional[list[PreparedImage]] = None
     vocabulary: Optional[tuple[str, ...]] = None
+    examples: Optional[ExampleSet] = None
     tags: Optional[list[Tags]] = None
     detections: Optional[list[Detections]] = None
     regions: Optional[list[Optional[Regions]]] = None
@@ -54,5 +59,5 @@ class BatchState:
             return None if values is None else [values[i]]
 
         return [BatchState(images=[self.images[i]], infos=[self.infos[i]], prepared=pick(self.prepared, i),
-                           vocabulary=self.vocabulary, tags=pick(self.tags, i), detections=pick(self.detections, i),
+                           vocabulary=self.vocabulary, examples=self.examples, tags=pick(self.tags, i), detections=pick(self.detections, i),
                            regions=pick(self.regions, i)) for i in range(len(self))]

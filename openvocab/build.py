@@ -14,7 +14,7 @@ class PipelineSpec:
 
     Attributes:
         config: the config as plain dicts (with its ``custom_imports``, imported again by :meth:`build`).
-        vocabulary / device / precision / no_tagger / without: :func:`build_pipeline`'s arguments.
+        vocabulary / device / precision / no_tagger / without / examples: :func:`build_pipeline`'s arguments.
     """
 
     config: dict
@@ -23,6 +23,7 @@ class PipelineSpec:
     precision: Optional[str] = None
     no_tagger: bool = False
     without: tuple[str, ...] = ()
+    examples: Any = None  # an openvocab.examples.ExampleSet (label by example)
 
     def build(self, *, device: Optional[str] = None) -> Pipeline:
         import importlib
@@ -31,16 +32,19 @@ class PipelineSpec:
         for module in [imports] if isinstance(imports, str) else imports:
             importlib.import_module(module)
         return build_pipeline(self.config, vocabulary=self.vocabulary, device=device or self.device,
-                              precision=self.precision, no_tagger=self.no_tagger, without=self.without)
+                              precision=self.precision, no_tagger=self.no_tagger, without=self.without,
+                              examples=self.examples)
 
 
 def build_pipeline(cfg, *, vocabulary: Sequence[str] | str | None = None, device: str | None = None,
                    precision: str | None = None, no_tagger: bool = False,
-                   without: Sequence[str] = ()) -> Pipeline:
+                   without: Sequence[str] = (), examples: Any = None) -> Pipeline:
     """A :class:`Pipeline` from an mmengine ``Config`` (keys ``tagger``, ``boxable_filter``, ``detector``,
-    ``mask_head``, ``segmenter``, ``stuff_segmenter``, ``vocabulary``, ``device``, ``precision``, ``clip_boxes``).
+    ``mask_head``, ``segmenter``, ``stuff_segmenter``, ``exemplar_detector``, ``vocabulary``, ``device``,
+    ``precision``, ``clip_boxes``).
 
-    ``without``: stages not to build at all (e.g. ``("mask_head",)`` for free-text detection).
+    ``without``: stages not to build at all (e.g. ``("mask_head",)`` for free-text detection); ``examples``: the
+    labelled examples of label by example (an :class:`openvocab.examples.ExampleSet`).
     """
     get = cfg.get if hasattr(cfg, "get") else lambda k, d=None: getattr(cfg, k, d)
     vocab = vocabulary if vocabulary is not None else get("vocabulary", None)
@@ -55,11 +59,12 @@ def build_pipeline(cfg, *, vocabulary: Sequence[str] | str | None = None, device
         tagger=None if (no_tagger or vocabulary is not None) else stage("tagger"),
         boxable_filter=stage("boxable_filter"), detector=stage("detector"), mask_head=stage("mask_head"),
         segmenter=stage("segmenter"), stuff_segmenter=stage("stuff_segmenter"),
+        exemplar_detector=stage("exemplar_detector"), examples=examples,
         prompt_builder=_to_dict(get("prompt_builder", None)),
         vocabulary=vocab, device=device or get("device", "cpu"),
         precision=precision or get("precision", "fp32"), clip_boxes=get("clip_boxes", True))
     pipe.build_spec = PipelineSpec(config=_plain(cfg), vocabulary=vocabulary, device=device, precision=precision,
-                                   no_tagger=no_tagger, without=tuple(without))
+                                   no_tagger=no_tagger, without=tuple(without), examples=examples)
     return pipe
 
 

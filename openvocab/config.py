@@ -40,7 +40,8 @@ PIPELINE_CONFIGS = ("full_pipeline", "full_pipeline_sam", "full_pipeline_sam2", 
                     "tagger_only", "tiny_random")
 
 #: the config keys that are pipeline stages
-STAGE_KEYS = ("tagger", "boxable_filter", "detector", "mask_head", "segmenter", "stuff_segmenter", "captioner")
+STAGE_KEYS = ("tagger", "boxable_filter", "detector", "mask_head", "segmenter", "stuff_segmenter", "captioner",
+              "exemplar_detector")
 #: top-level keys a pipeline config may leave out and an override may still set
 OPTIONAL_KEYS = STAGE_KEYS + ("vocabulary", "device", "precision", "batch_size", "clip_boxes", "writers")
 #: keys an override may never set: they import Python code or switch registries (a config file you name may)

@@ -31,8 +31,9 @@ import torch
 from .batch import BatchState, PreparedImage
 from .boxes import clip_detections, clip_instances
 from .dtypes import PRECISIONS  # noqa: F401  (re-exported: the one table lives in openvocab.dtypes)
-from .registry import BOXABLE_FILTERS, DETECTORS, MASK_HEADS, SEGMENTERS, TAGGERS
-from .stages import BoxableFilter, Detector, MaskHead, Segmenter, Tagger, overrides_prepare
+from .exemplars import check_examples, check_exemplar_stage, locate_examples, with_example_classes  # label by example
+from .registry import BOXABLE_FILTERS, DETECTORS, EXEMPLAR_DETECTORS, MASK_HEADS, SEGMENTERS, TAGGERS
+from .stages import BoxableFilter, Detector, ExemplarDetector, MaskHead, Segmenter, Tagger, overrides_prepare
 from .structures import Detections, ImageInfo, ImageResult, Instances, Regions, Tags, TagSource
 
 
@@ -80,7 +81,7 @@ def parse_vocabulary(text: str | Sequence[str]) -> list[str]:
 
 
 #: the model stages, in dataflow order (``boxable_filter`` is a plain rule, not a model)
-MODEL_STAGES = ("tagger", "detector", "mask_head", "segmenter", "stuff_segmenter")
+MODEL_STAGES = ("tagger", "detector", "mask_head", "segmenter", "stuff_segmenter", "exemplar_detector")
 
 
 class Pipeline:
@@ -90,6 +91,8 @@ class Pipeline:
         tagger / boxable_filter / detector / mask_head: stage instances or registry config dicts.
         segmenter: boxes and masks of the boxable tags, in place of detector + mask head.
         stuff_segmenter: masks of the tags that are not boxable (needs a tagger; with a detector, a mask head).
+        exemplar_detector / examples: label by example (:mod:`openvocab.exemplars`): the stage that finds more of
+            the labelled ``examples`` (an :class:`openvocab.examples.ExampleSet`) in the ``locate`` step.
         vocabulary: user classes used instead of a tagger (``--vocab``); with a tagger they are
             added to its tags.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
@@ -103,7 +106,8 @@ class Pipeline:
                  detector: Detector | dict | None = None, mask_head: MaskHead | dict | None = None,
                  segmenter: Segmenter | dict | None = None, stuff_segmenter: Segmenter | dict | None = None,
                  vocabulary: Sequence[str] | str | None = None, device: str = "cpu",
-                 precision: str = "fp32", clip_boxes: bool = True, prompt_builder: Any = None) -> None:
+                 precision: str = "fp32", clip_boxes: bool = True, prompt_builder: Any = None,
+                 exemplar_detector: ExemplarDetector | dict | None = None, examples: Any = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
         check_device(device)
@@ -113,15 +117,19 @@ class Pipeline:
         #: fingerprint, so a resume with another pipeline is refused
         self.stage_configs = {name: _describe(cfg) for name, cfg in (
             ("tagger", tagger), ("boxable_filter", boxable_filter), ("detector", detector), ("mask_head", mask_head),
-            ("segmenter", segmenter), ("stuff_segmenter", stuff_segmenter)) if cfg is not None}
+            ("segmenter", segmenter), ("stuff_segmenter", stuff_segmenter), ("exemplar_detector", exemplar_detector))
+            if cfg is not None}
         self.tagger: Optional[Tagger] = _build(TAGGERS, tagger)
         self.boxable_filter: Optional[BoxableFilter] = _build(BOXABLE_FILTERS, boxable_filter)
         self.detector: Optional[Detector] = _build(DETECTORS, detector)
         self.mask_head: Optional[MaskHead] = _build(MASK_HEADS, mask_head)
         self.segmenter: Optional[Segmenter] = _build(SEGMENTERS, segmenter)
         self.stuff_segmenter: Optional[Segmenter] = _build(SEGMENTERS, stuff_segmenter)
+        self.exemplar_detector: Optional[ExemplarDetector] = _build(EXEMPLAR_DETECTORS, exemplar_detector)
         self.vocabulary = parse_vocabulary(vocabulary) if vocabulary else None
+        self.examples = check_examples(examples)
         _check_stages(self)
+        check_exemplar_stage(self)
         self.device = device
         self.precision = precision
         self.clip_boxes = bool(clip_boxes)
@@ -182,7 +190,7 @@ class Pipeline:
     def class_names(self) -> Optional[list[str]]:
         """The job's classes in a fixed order: the vocabulary's order (after the tagger's own tags, when
         both are used); ``None`` when the tagger cannot list its tags in advance."""
-        vocab = list(self.vocabulary or [])
+        vocab = with_example_classes(self.vocabulary or [], self.examples)  # example classes after the vocabulary
         if self.tagger is None:
             return vocab or None
         names = self.tagger.class_names
@@ -293,28 +301,31 @@ class Pipeline:
 
     def start(self, images: Sequence[np.ndarray], infos: Sequence[ImageInfo],
               prepared: Optional[Sequence[PreparedImage]] = None, *,
-              vocabulary: Sequence[str] | str | None = None) -> BatchState:
+              vocabulary: Sequence[str] | str | None = None, examples: Any = None) -> BatchState:
         """A batch of RGB uint8 images (already EXIF-rotated), ready for the steps; ``vocabulary``: this batch's
-        classes instead of the tagger's tags and the pipeline's vocabulary."""
+        classes instead of the tagger's tags and the pipeline's vocabulary; ``examples``: its labelled examples
+        instead of the pipeline's."""
         if len(images) != len(infos) or (prepared is not None and len(prepared) != len(images)):
             raise ValueError(f"{len(images)} images but {len(infos)} infos"
                              + ("" if prepared is None else f" and {len(prepared)} prepared inputs"))
         vocab = None if vocabulary is None else tuple(parse_vocabulary(vocabulary))
         self.setup()
         return BatchState(images=list(images), infos=list(infos), prepared=None if prepared is None else list(prepared),
-                          vocabulary=vocab)
+                          vocabulary=vocab, examples=check_examples(examples))
 
     def tag(self, state: BatchState) -> BatchState:
         """Step 1: each image's tags (tagger and/or vocabulary), boxable marked."""
         return replace(state, tags=self.image_tags(state.images, state.prepared, vocabulary=state.vocabulary))
 
     def locate(self, state: BatchState) -> BatchState:
-        """Step 2: boxes of the boxable tags (detector), or boxes and masks (segmenter)."""
+        """Step 2: boxes of the boxable tags (detector), or boxes and masks (segmenter); then the exemplar stage's."""
         images, prepared = state.images, state.prepared
         if self.segmenter is not None:
             found = self.segment_tags(images, state.tags, prepared)
-            return replace(state, detections=[f.detections for f in found], regions=[f.regions for f in found])
-        return replace(state, detections=self.detect(images, state.tags, prepared))
+            state = replace(state, detections=[f.detections for f in found], regions=[f.regions for f in found])
+        else:
+            state = replace(state, detections=self.detect(images, state.tags, prepared))
+        return locate_examples(self, state)  # label by example (openvocab.exemplars)
 
     def finish(self, state: BatchState) -> list[ImageResult]:
         """Step 3: the mask head on the located boxes, then the stuff segmenter; the results."""
@@ -331,10 +342,10 @@ class Pipeline:
 
     def run(self, images: Sequence[np.ndarray], infos: Sequence[ImageInfo],
             prepared: Optional[Sequence[PreparedImage]] = None, *, vocabulary: Sequence[str] | str | None = None,
-            on_step: Optional[Callable[[int, str], None]] = None) -> list[ImageResult]:
+            on_step: Optional[Callable[[int, str], None]] = None, examples: Any = None) -> list[ImageResult]:
         """Label a batch of RGB uint8 images (already EXIF-rotated): every step in turn, in this thread.
         ``on_step(k, step)`` is called before step ``k`` of :attr:`STEPS` (progress reports)."""
-        state: Any = self.start(images, infos, prepared, vocabulary=vocabulary)
+        state: Any = self.start(images, infos, prepared, vocabulary=vocabulary, examples=examples)
         for k, step in enumerate(self.STEPS):
             if on_step is not None:
                 on_step(k, step)
@@ -349,11 +360,12 @@ def _check_stages(pipe: Pipeline) -> None:
     if pipe.segmenter is not None and (pipe.detector is not None or pipe.mask_head is not None):
         raise ValueError("A segmenter replaces detector + mask head: configure either a segmenter or a "
                          "detector (and mask head), not both")
-    if pipe.tagger is None and pipe.vocabulary is None and (pipe.detector is not None or pipe.segmenter is not None):
+    if pipe.tagger is None and pipe.vocabulary is None and pipe.exemplar_detector is None and (
+            pipe.detector is not None or pipe.segmenter is not None):
         raise ValueError(f"A {'detector' if pipe.detector is not None else 'segmenter'} needs tags: configure a "
                          "tagger or give a vocabulary (--vocab)")
-    if pipe.mask_head is not None and pipe.detector is None:
-        raise ValueError("A mask head needs a detector to prompt it with boxes")
+    if pipe.mask_head is not None and pipe.detector is None and pipe.exemplar_detector is None:
+        raise ValueError("A mask head needs a detector (or an exemplar detector) to prompt it with boxes")
     if pipe.stuff_segmenter is not None:
         if pipe.tagger is None:
             raise ValueError("A stuff segmenter segments the tagger's tags that are not boxable: configure a "

@@ -108,6 +108,8 @@ DETECTORS = Registry("detector", scope=SCOPE)
 MASK_HEADS = Registry("mask head", scope=SCOPE)
 #: Image + tag names -> boxes with masks (:class:`openvocab.structures.Instances`; e.g. SAM 3, CLIPSeg).
 SEGMENTERS = Registry("segmenter", scope=SCOPE)
+#: Images + labelled examples -> boxes (and masks) of the examples' classes (:class:`openvocab.stages.ExemplarDetector`).
+EXEMPLAR_DETECTORS = Registry("exemplar detector", scope=SCOPE)
 #: Image (+ its tags) -> a caption (e.g. Tag2Text, Florence-2).
 CAPTIONERS = Registry("captioner", scope=SCOPE)
 #: :class:`openvocab.structures.ImageResult` -> files (COCO, JSONL, YOLO, LabelMe, overlays).
@@ -142,6 +144,7 @@ ALL_REGISTRIES = {
     "detectors": DETECTORS,
     "mask_heads": MASK_HEADS,
     "segmenters": SEGMENTERS,
+    "exemplar_detectors": EXEMPLAR_DETECTORS,
     "captioners": CAPTIONERS,
     "writers": WRITERS,
     "text_encoders": TEXT_ENCODERS,
