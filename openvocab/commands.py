@@ -10,13 +10,13 @@ from .config import load_config
 from .errors import RunError, UserError
 
 
-def _pipeline(args: argparse.Namespace, *, vocabulary=None, need=(), without=()):
+def _pipeline(args: argparse.Namespace, *, vocabulary=None, need=(), without=(), examples=None):
     from .build import build_pipeline
 
     cfg = load_config(args.config, args.cfg_options)
     try:
         pipe = build_pipeline(cfg, vocabulary=vocabulary, device=args.device, precision=args.precision,
-                              without=without)
+                              without=without, examples=examples)
     except (KeyError, ValueError, TypeError) as e:
         raise UserError(f"{args.config}: cannot build the pipeline ({e})") from None
     for stage in need:
@@ -34,7 +34,12 @@ def label(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from None
     if args.resume and args.overwrite:
         raise UserError("--resume and --overwrite exclude each other")
-    cfg, pipe = _pipeline(args, vocabulary=args.vocab)
+    examples = None
+    if getattr(args, "examples", None):  # label by example: read and checked before any model loads
+        from .example_files import read_examples
+
+        examples = read_examples(args.examples, max_pixels=args.max_pixels)
+    cfg, pipe = _pipeline(args, vocabulary=args.vocab, examples=examples)
     batch = args.batch_size or cfg.get("batch_size", 1)
     ray = RayOptions(address=args.ray_address, num_workers=args.num_workers, gpus_per_worker=args.gpus_per_worker,
                      cpus_per_worker=args.cpus_per_worker)
@@ -42,6 +47,8 @@ def label(args: argparse.Namespace) -> int:
                       workers=args.workers, resume=args.resume, overwrite=args.overwrite, max_pixels=args.max_pixels,
                       progress=not args.no_progress, engine=args.engine, ray=ray,
                       writer_options=_writer_options(cfg, args), image_root=args.image_root)
+    for note in summary.notes:  # e.g. label by example's calibrated thresholds
+        print(note, file=sys.stderr)
     rate = summary.labeled / summary.seconds if summary.seconds else 0.0
     print(f"labeled {summary.labeled} images ({summary.skipped} already done, {len(summary.failed)} failed) "
           f"in {summary.seconds:.1f}s ({rate:.2f} img/s) -> {args.out}", file=sys.stderr)
@@ -100,7 +107,8 @@ def _tag_text(t) -> str:
 def tag(args: argparse.Namespace) -> int:
     from .engine import setup_pipeline
 
-    _, pipe = _pipeline(args, need=("tagger",), without=("detector", "mask_head", "segmenter", "stuff_segmenter"))
+    _, pipe = _pipeline(args, need=("tagger",), without=("detector", "mask_head", "segmenter", "stuff_segmenter",
+                                                         "exemplar_detector"))
     setup_pipeline(pipe)
     failed = 0
     for f, img, info in _each_image(args.inputs):
@@ -126,7 +134,8 @@ def detect(args: argparse.Namespace) -> int:
 
     # free-text grounding needs the detector only: no tagger, no mask head is built or downloaded
     _, pipe = _pipeline(args, vocabulary="object", need=("detector",),
-                        without=("tagger", "boxable_filter", "mask_head", "segmenter", "stuff_segmenter"))
+                        without=("tagger", "boxable_filter", "mask_head", "segmenter", "stuff_segmenter",
+                                 "exemplar_detector"))
     setup_pipeline(pipe)
     failed = 0
     for f, img, info in _each_image(args.inputs):

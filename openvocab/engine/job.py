@@ -20,6 +20,7 @@ from typing import Callable, Mapping, Optional, Sequence
 
 from .. import __version__, hub
 from ..errors import UserError
+from ..exemplars import prepare_examples
 from ..image_root import common_root, outside_root
 from ..images import ImageLoadError, load_image
 from ..inputs import InputItem, collect_inputs
@@ -62,6 +63,7 @@ class JobSummary:
         labeled: images labeled by this run; skipped: already done by an earlier run.
         failed: ``{"file", "error"}`` of each input that is neither labeled nor done.
         kept: finished images in the record that are not inputs of this run (kept, not in the outputs).
+        notes: lines for the job's log from its stages (label by example: the exemplar stage's calibration).
     """
 
     total: int = 0
@@ -70,6 +72,7 @@ class JobSummary:
     failed: list[dict] = field(default_factory=list)
     kept: int = 0
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -183,8 +186,10 @@ def _run(pipeline: Pipeline, inputs: Sequence[str], out: Path, state: JobState, 
         refuse_foreign(out, planned, owned, error=JobError)
     with hub.recording() as files:
         setup_pipeline(pipeline)  # a missing checkpoint stops the job here, before any output is touched
+    notes = _prepare_examples(pipeline)  # label by example: what the examples need, once, before any image
     fingerprint = job_fingerprint(stages=pipeline.stage_configs, vocabulary=pipeline.vocabulary,
-                                  precision=pipeline.precision, clip_boxes=pipeline.clip_boxes, files=files)
+                                  precision=pipeline.precision, clip_boxes=pipeline.clip_boxes, files=files,
+                                  examples=pipeline.examples)
     meta, owned = _check_reuse(state, out, fingerprint, resume=resume, overwrite=overwrite, owned=owned)
     refuse_foreign(out, planned, owned, error=JobError)
     remove_stale_temp(out, owned)  # what a killed run left half-written
@@ -196,7 +201,7 @@ def _run(pipeline: Pipeline, inputs: Sequence[str], out: Path, state: JobState, 
     done = state.done_keys(i.key for i in items)
     todo = [i for i in items if i.key not in done]
     summary = JobSummary(total=len(items) + len(problems), skipped=len(items) - len(todo),
-                         kept=max(0, state.count() - len(done)))
+                         kept=max(0, state.count() - len(done)), notes=notes)
     if summary.kept:
         log.warning("%d finished images in %s are not inputs of this run: kept in the record, left out of the "
                     "outputs (run with them to include them)", summary.kept, out)
@@ -229,6 +234,17 @@ def _run(pipeline: Pipeline, inputs: Sequence[str], out: Path, state: JobState, 
     summary.failed = job_failures(state, items, problems)
     summary.seconds = time.monotonic() - start
     return summary
+
+
+def _prepare_examples(pipeline: Pipeline) -> list[str]:
+    """The exemplar stage's work on the job's examples (:func:`openvocab.exemplars.prepare_examples`), logged."""
+    try:
+        notes = prepare_examples(pipeline)
+    except ValueError as e:
+        raise JobError(f"cannot use the examples: {e}") from None
+    for line in notes:
+        log.info("%s", line)
+    return notes
 
 
 def setup_pipeline(pipeline: Pipeline) -> Pipeline:
