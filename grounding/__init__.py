@@ -1,5 +1,6 @@
 """openvocab detectors (Grounding DINO; transformers detectors; PSALM), mask heads (TAP, SAM; transformers SAMs;
-PSALM) and segmenters (SAM 3, CLIPSeg, PSALM).
+PSALM), segmenters (SAM 3, CLIPSeg, PSALM) and exemplar stages (label by example: OWL, CLIPSeg, SegGPT, SAM 3,
+prototype matching).
 
 Importing this package registers its components into ``openvocab.registry``.
 """
@@ -8,3 +9,4 @@ from . import groundingdino  # noqa: F401  (GroundingDINODetector)
 from . import sam  # noqa: F401  (SAMMaskHead)
 from . import hf  # noqa: F401  (HFDetector, HFSamMaskHead, Sam3Segmenter, CLIPSegSegmenter: transformers models)
 from . import psalm  # noqa: F401  (PSALMSegmenter, PSALMDetector, PSALMMaskHead)
+from . import exemplars  # noqa: F401  (label by example: OWL, CLIPSeg, SegGPT, SAM 3, prototype matching)
