@@ -39,6 +39,8 @@ class BatchState:
         detections: boxes (xyxy, original pixels, clipped) of the detector or segmenter (set by ``locate``).
         regions: the segmenter's masks per image (set by ``locate``); ``None`` when the mask head makes them
             in ``finish``.
+        example_regions: label by example, with a mask head: per image, the exemplar stage's own masks of the
+            image's last boxes (its boxes), kept over the mask head's in ``finish`` (``None``: none).
     """
 
     images: list[np.ndarray]
@@ -49,6 +51,7 @@ class BatchState:
     tags: Optional[list[Tags]] = None
     detections: Optional[list[Detections]] = None
     regions: Optional[list[Optional[Regions]]] = None
+    example_regions: Optional[list[Optional[Regions]]] = None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -59,5 +62,6 @@ class BatchState:
             return None if values is None else [values[i]]
 
         return [BatchState(images=[self.images[i]], infos=[self.infos[i]], prepared=pick(self.prepared, i),
-                           vocabulary=self.vocabulary, examples=self.examples, tags=pick(self.tags, i), detections=pick(self.detections, i),
-                           regions=pick(self.regions, i)) for i in range(len(self))]
+                           vocabulary=self.vocabulary, examples=self.examples, tags=pick(self.tags, i),
+                           detections=pick(self.detections, i), regions=pick(self.regions, i),
+                           example_regions=pick(self.example_regions, i)) for i in range(len(self))]

@@ -2,9 +2,10 @@
 
 * :func:`locate_examples`: the ``locate`` step's second half. The exemplar stage (``exemplar_detector``) runs on
   the batch with its examples (the batch's own, else the pipeline's); its boxes are clipped like the detector's and
-  come after them. With a mask head, every box is segmented by it in ``finish`` (its masks, TAP's concepts and
-  captions); with a segmenter, the exemplar stage's masks join the segmenter's; with neither and no detector,
-  the exemplar stage's own masks are kept; otherwise the results are boxes only.
+  come after them. With a mask head, every box is segmented by it in ``finish`` (TAP's concepts and captions
+  included), and a stage that makes its own masks keeps them (:func:`keep_example_masks`); with a segmenter, the
+  exemplar stage's masks join the segmenter's; with neither and no detector, its own masks are kept; otherwise
+  the results are boxes only.
 * :func:`with_example_classes`: the example classes join the class list after the vocabulary's.
 * :func:`check_exemplar_stage`: which stages go with an exemplar stage (``ValueError`` naming the problem).
 * :func:`prepare_examples`: the exemplar stage's once-per-set work before the first image (its log lines).
@@ -88,17 +89,43 @@ def locate_examples(pipe: Any, state: BatchState) -> BatchState:
     detections = state.detections or [Detections() for _ in images]
     keep_masks = state.regions is not None or (pipe.mask_head is None and pipe.detector is None and stage.gives_masks)
     if not keep_masks:
-        boxes = [_clipped(pipe, f.detections, image) for f, image in zip(found, images)]
-        return replace(state, detections=[Detections.concatenate([d, b]) for d, b in zip(detections, boxes)])
+        if pipe.mask_head is None or not stage.gives_masks:
+            boxes = [_clipped(pipe, f.detections, image) for f, image in zip(found, images)]
+            return replace(state, detections=[Detections.concatenate([d, b]) for d, b in zip(detections, boxes)])
+        mine = [_instances(pipe, stage, f, image) for f, image in zip(found, images)]  # the mask head's boxes too
+        return replace(state, detections=[Detections.concatenate([d, m.detections]) for d, m in zip(detections, mine)],
+                       example_regions=[m.regions if len(m) else None for m in mine])
     regions = state.regions or [Regions() for _ in images]
-    merged = []
-    for image, d, r, f in zip(images, detections, regions, found):
-        if f.regions is None and len(f):
-            raise ValueError(f"{type(stage).__name__} gave boxes without masks to a pipeline that writes masks")
-        mine = Instances(f.detections, f.regions if f.regions is not None else Regions())
-        mine = clip_instances(mine, *image.shape[:2]) if pipe.clip_boxes else mine
-        merged.append(Instances.concatenate([Instances(d, r if r is not None else Regions()), mine]))
+    merged = [Instances.concatenate([Instances(d, r if r is not None else Regions()), _instances(pipe, stage, f, image)])
+              for image, d, r, f in zip(images, detections, regions, found)]
     return replace(state, detections=[m.detections for m in merged], regions=[m.regions for m in merged])
+
+
+def keep_example_masks(state: BatchState, regions: Sequence[Optional[Regions]]) -> list[Optional[Regions]]:
+    """The mask head's ``regions`` of a batch with the exemplar stage's own masks (and mask scores) on its boxes,
+    the last of each image's; the mask head's concepts and captions are kept for every box."""
+    if state.example_regions is None:
+        return list(regions)
+    out = []
+    for r, mine in zip(regions, state.example_regions):
+        if r is None or mine is None or len(mine) == 0:
+            out.append(r)
+            continue
+        n = len(r) - len(mine)
+        if n < 0:
+            raise ValueError(f"{len(r)} masks for an image whose exemplar stage found {len(mine)} boxes")
+        out.append(Regions(masks=r.masks[:n] + mine.masks,
+                           mask_scores=np.concatenate([r.mask_scores[:n], mine.mask_scores]),
+                           concepts=r.concepts, captions=r.captions))
+    return out
+
+
+def _instances(pipe: Any, stage: Any, found: ExampleMatches, image: np.ndarray) -> Instances:
+    """An exemplar stage's boxes with their masks, clipped (``ValueError`` for boxes without masks)."""
+    if found.regions is None and len(found):
+        raise ValueError(f"{type(stage).__name__} gave boxes without masks to a pipeline that keeps its masks")
+    mine = Instances(found.detections, found.regions if found.regions is not None else Regions())
+    return clip_instances(mine, *image.shape[:2]) if pipe.clip_boxes else mine
 
 
 def _clipped(pipe: Any, dets: Detections, image: np.ndarray) -> Detections:

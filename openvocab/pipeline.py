@@ -31,7 +31,8 @@ import torch
 from .batch import BatchState, PreparedImage
 from .boxes import clip_detections, clip_instances
 from .dtypes import PRECISIONS  # noqa: F401  (re-exported: the one table lives in openvocab.dtypes)
-from .exemplars import check_examples, check_exemplar_stage, locate_examples, with_example_classes  # label by example
+from .exemplars import (check_examples, check_exemplar_stage, keep_example_masks, locate_examples,  # label by example
+                        with_example_classes)
 from .registry import BOXABLE_FILTERS, DETECTORS, EXEMPLAR_DETECTORS, MASK_HEADS, SEGMENTERS, TAGGERS
 from .stages import BoxableFilter, Detector, ExemplarDetector, MaskHead, Segmenter, Tagger, overrides_prepare
 from .structures import Detections, ImageInfo, ImageResult, Instances, Regions, Tags, TagSource
@@ -331,7 +332,7 @@ class Pipeline:
         """Step 3: the mask head on the located boxes, then the stuff segmenter; the results."""
         images, prepared, dets, regions = state.images, state.prepared, state.detections, state.regions
         if regions is None:
-            regions = self.segment(images, dets, prepared)
+            regions = keep_example_masks(state, self.segment(images, dets, prepared))  # label by example
         if self.stuff_segmenter is not None:
             stuff = self.segment_tags(images, state.tags, prepared, stuff=True)
             both = [Instances.concatenate([Instances(d, r if r is not None else Regions()), s])
