@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -124,10 +125,10 @@ def _read_coco(path: Path, max_pixels: Optional[int]) -> ExampleSet:
     examples = [e for _, e in sorted(numbered, key=lambda pair: pair[0])]  # the file's order
     positive = {e.class_name for e in examples if e.positive}
     classes = tuple(c for c in categories.values() if c in positive)
-    negative_only = sorted({e.class_name for e in examples} - positive)
+    negative_only = [e for e in examples if e.class_name not in positive]
     if negative_only:
-        raise ExamplesError(f"{path}: class {negative_only[0]!r} has negative examples only (give it at least one "
-                            "positive example)")
+        raise ExamplesError(f"{negative_only[0].source}: class {negative_only[0].class_name!r} has negative examples "
+                            "only (give it at least one positive example)")
     if not classes:
         raise ExamplesError(f"{path}: no annotations: an examples file needs at least one box or mask")
     return ExampleSet(tuple(examples), classes=classes, source=str(path))
@@ -243,7 +244,9 @@ def _mask(seg: Any, h: int, w: int, where: str) -> np.ndarray:
                 raise ValueError("RLE counts must be a string or a list of numbers")
         else:
             raise ValueError("expected polygons [[x, y, ...], ...] or an RLE {size, counts}")
-        mask = mask_utils.decode(rle).astype(bool)
+        with warnings.catch_warnings():  # pycocotools' own __array__ vs NumPy 2 deprecation, harmless
+            warnings.filterwarnings("ignore", message=r"__array__ implementation", category=DeprecationWarning)
+            mask = mask_utils.decode(rle).astype(bool)
     except (ValueError, TypeError, UnicodeEncodeError, OverflowError) as e:
         raise ExamplesError(f"{where}: bad 'segmentation' ({e})") from None
     if mask.ndim == 3:

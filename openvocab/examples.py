@@ -123,7 +123,7 @@ class ExampleSet:
     Attributes:
         examples: the examples.
         classes: the example classes, in the order they join the job's class list (``None``: the order of their
-            first positive example).
+            first example).
         source: what they were read from (a file or folder name), for messages.
     """
 
@@ -137,7 +137,8 @@ class ExampleSet:
         if not all(isinstance(e, Example) for e in examples):
             raise ValueError("an ExampleSet holds Example objects")
         positive = list(dict.fromkeys(e.class_name for e in examples if e.positive))
-        classes = positive if self.classes is None else [" ".join(str(c).split()) for c in self.classes]
+        named = list(dict.fromkeys(e.class_name for e in examples))
+        classes = named if self.classes is None else [" ".join(str(c).split()) for c in self.classes]
         lowered = [c.lower() for c in classes]
         if len(set(lowered)) != len(lowered):
             raise ValueError(f"{self.source or 'examples'}: a class is named twice: {classes}")
