@@ -154,7 +154,7 @@ class ObjectnessProposer(HubModel):
         boxes = (boxes * max(h, w)).astype(np.float32)  # OWLv2 pads the image to a square
         boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
         boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
-        ok = np.flatnonzero((objectness >= self.min_objectness) & (boxes[:, 2] > boxes[:, 0])
+        ok = np.flatnonzero((objectness > self.min_objectness) & (boxes[:, 2] > boxes[:, 0])
                             & (boxes[:, 3] > boxes[:, 1]))
         keep = ok[_nms(boxes[ok], objectness[ok].astype(np.float32), self.nms_iou, self.top_k)]
         return Proposals(boxes=boxes[keep], scores=objectness[keep].astype(np.float32))
