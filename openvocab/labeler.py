@@ -122,8 +122,8 @@ class Labeler:
                             examples=examples)
         report(1.0, "done")
         classes = vocab if vocab is not None else pipe.class_names()
-        if examples is not None and classes is not None:
-            classes = with_example_classes(classes, examples)
+        if examples is not None and (classes is not None or pipe.tagger is None or vocab is not None):
+            classes = with_example_classes(classes or [], examples)  # the examples' classes after the vocabulary
         classes = None if classes is None else tuple(classes)
         labeled = [LabeledImage(result=r, image=a, classes=classes) for r, (a, _) in zip(out, loaded)]
         return labeled[0] if single else labeled

@@ -143,6 +143,8 @@ def test_the_python_api_takes_examples_per_call(tmp_path):
     (labeled,) = labeler.label([other], examples=tmp_path / "ex.json")
     assert labeled.detections.labels == ("thing", "part", "part") and labeled.classes == ("thing", "part")
     assert labeler.label(image).detections.labels == ("thing",)  # no examples: the text classes only
+    alone = Labeler(Pipeline(exemplar_detector=CopyFinder())).label(image, examples=examples)
+    assert alone.classes == ("patch",) and alone.detections.labels == ("patch", "patch")
     with pytest.raises(Exception, match="no exemplar detector"):
         Labeler(Pipeline(vocabulary="thing", detector=dict(type="CentreBoxDetector"))).label(image, examples=examples)
 
