@@ -166,8 +166,8 @@ def find_all(labelers: ExampleLabelers, drawing: Drawing, more: Sequence[str], s
         rows += [[Path(f.info.file).name, *row[1:6]] for row in region_rows(f)]
     total = sum(len(f) for f in found)
     return FindOutput(gallery=[(f.render(), f"{Path(f.info.file).name}: {len(f)}") for f in found], regions=rows,
-                      coco=coco, status=f"{total} boxes like the {len(examples)} drawn in {len(found)} "
-                                        f"image{'s' if len(found) > 1 else ''}.")
+                      coco=coco, status=f"{total} box{'es' if total != 1 else ''} like the {len(examples)} drawn in "
+                                        f"{len(found)} image{'s' if len(found) > 1 else ''}.")
 
 
 FOUND_HEADERS = ["image", "label", "score", "box x1,y1,x2,y2", "mask area", "mask score"]
