@@ -43,6 +43,9 @@ def check_exemplar_stage(pipe: Any) -> None:
     if stage is not None and pipe.segmenter is not None and not stage.gives_masks:
         raise ValueError(f"{type(stage).__name__} gives boxes only, and a segmenter's pipeline has no mask head to "
                          "segment them: use an exemplar detector that gives masks, or a detector and mask head")
+    if stage is not None and pipe.stuff_segmenter is not None and pipe.mask_head is None and not stage.gives_masks:
+        raise ValueError(f"{type(stage).__name__} gives boxes only, and a stuff segmenter adds masks, so every box "
+                         "needs one: configure a mask head")
 
 
 def with_example_classes(names: Sequence[str], examples: Optional[ExampleSet]) -> list[str]:

@@ -108,6 +108,9 @@ def test_with_a_segmenter_alone_or_beside_a_detector_without_a_mask_head():
     assert seg.detections.labels == ("thing", "patch", "patch") and len(seg.regions) == 3
     with pytest.raises(ValueError, match="gives boxes only"):
         Pipeline(segmenter=dict(type="CornerSegmenter"), exemplar_detector=CopyFinder(masks=False), vocabulary="x")
+    with pytest.raises(ValueError, match="stuff segmenter adds masks"):
+        Pipeline(tagger=dict(type="BrightnessTagger"), stuff_segmenter=dict(type="TopHalfSegmenter"),
+                 exemplar_detector=CopyFinder(masks=False))
     alone = _run(Pipeline(exemplar_detector=CopyFinder(), examples=examples), image)  # no tags, no detector
     assert alone.tags.names == [] and alone.detections.labels == ("patch", "patch")
     assert all(decode_mask(m).sum() < 48 for m in alone.regions.masks)  # the stage's own masks
