@@ -6,6 +6,8 @@ thresholds; see the tags (scores, open-set marked), the boxes, masks, region con
 image, a table of regions, and download the image's COCO JSON, LabelMe JSON and YOLO labels.
 Tab **Free-text grounding**: boxes (and masks) of the phrases of a sentence.
 Tab **Video**: upload a short clip, choose the tracking mode, see the overlay video, download MOT and COCO video.
+Tab **Find all like this** (label by example, :mod:`.examples_tab`): boxes drawn on an image find every similar
+instance in it and in more uploaded images.
 The page's work is in :mod:`.logic`; this module only lays it out. The request handlers take data only: a config
 by name among the page's own (:class:`.logic.ConfigMenu`), an image as an upload Gradio received (images only).
 """
@@ -23,7 +25,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home: the
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from . import logic  # noqa: E402
+from . import examples_tab, logic  # noqa: E402
 from . import video as video_tab  # noqa: E402
 
 DEFAULT_CONFIG = "full_pipeline"
@@ -250,6 +252,9 @@ def build_app(config: str = DEFAULT_CONFIG, *, device: Optional[str] = None) -> 
 
         v_run.click(do_video, [v_upload, v_mode, v_fps, v_vocab, *pipeline_inputs],
                     [v_result, dl_mot, dl_cocov, v_status], concurrency_limit=1, concurrency_id="model")
+
+        examples_tab.build_tab(settings=settings, upload_roots=upload_roots, work=work, pictures=examples,  # by example
+                               pipeline_inputs=pipeline_inputs, image_types=IMAGE_TYPES)
 
         config_outputs = [banner, stage_box, box_th, text_th, vocab]
 

@@ -14,7 +14,8 @@ class PipelineSpec:
 
     Attributes:
         config: the config as plain dicts (with its ``custom_imports``, imported again by :meth:`build`).
-        vocabulary / device / precision / no_tagger / without / caption_tags: :func:`build_pipeline`'s arguments.
+        vocabulary / device / precision / no_tagger / without / caption_tags / examples: :func:`build_pipeline`'s
+            arguments.
     """
 
     config: dict
@@ -24,6 +25,7 @@ class PipelineSpec:
     no_tagger: bool = False
     without: tuple[str, ...] = ()
     caption_tags: Any = None
+    examples: Any = None  # an openvocab.examples.ExampleSet (label by example)
 
     def build(self, *, device: Optional[str] = None) -> Pipeline:
         import importlib
@@ -33,18 +35,19 @@ class PipelineSpec:
             importlib.import_module(module)
         return build_pipeline(self.config, vocabulary=self.vocabulary, device=device or self.device,
                               precision=self.precision, no_tagger=self.no_tagger, without=self.without,
-                              caption_tags=self.caption_tags)
+                              caption_tags=self.caption_tags, examples=self.examples)
 
 
 def build_pipeline(cfg, *, vocabulary: Sequence[str] | str | None = None, device: str | None = None,
                    precision: str | None = None, no_tagger: bool = False, without: Sequence[str] = (),
-                   caption_tags: Sequence[str] | str | None = None) -> Pipeline:
+                   caption_tags: Sequence[str] | str | None = None, examples: Any = None) -> Pipeline:
     """A :class:`Pipeline` from an mmengine ``Config`` (keys ``tagger``, ``boxable_filter``, ``detector``,
     ``mask_head``, ``segmenter``, ``stuff_segmenter``, ``captioner``, ``caption_tags``, ``caption_parser``,
-    ``vocabulary``, ``device``, ``precision``, ``clip_boxes``).
+    ``exemplar_detector``, ``vocabulary``, ``device``, ``precision``, ``clip_boxes``).
 
     ``without``: stages not to build at all (e.g. ``("mask_head",)`` for free-text detection);
-    ``caption_tags``: tags that steer every caption, instead of the config's (``--caption-tags``).
+    ``caption_tags``: tags that steer every caption, instead of the config's (``--caption-tags``); ``examples``: the
+    labelled examples of label by example (an :class:`openvocab.examples.ExampleSet`).
     """
     get = cfg.get if hasattr(cfg, "get") else lambda k, d=None: getattr(cfg, k, d)
     vocab = vocabulary if vocabulary is not None else get("vocabulary", None)
@@ -61,11 +64,13 @@ def build_pipeline(cfg, *, vocabulary: Sequence[str] | str | None = None, device
         segmenter=stage("segmenter"), stuff_segmenter=stage("stuff_segmenter"), captioner=stage("captioner"),
         caption_tags=caption_tags if caption_tags is not None else _to_list(get("caption_tags", None)),
         caption_parser=stage("caption_parser"),
+        exemplar_detector=stage("exemplar_detector"), examples=examples,
         prompt_builder=_to_dict(get("prompt_builder", None)),
         vocabulary=vocab, device=device or get("device", "cpu"),
         precision=precision or get("precision", "fp32"), clip_boxes=get("clip_boxes", True))
     pipe.build_spec = PipelineSpec(config=_plain(cfg), vocabulary=vocabulary, device=device, precision=precision,
-                                   no_tagger=no_tagger, without=tuple(without), caption_tags=caption_tags)
+                                   no_tagger=no_tagger, without=tuple(without), caption_tags=caption_tags,
+                                   examples=examples)
     return pipe
 
 

@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocab", help='user vocabulary instead of the tagger, e.g. "cat, dog, fire hydrant"')
     p.add_argument("--caption-tags", metavar="TAGS",
                    help='tags that steer every caption (a config with a captioner), e.g. "dog, beach"')
+    p.add_argument("--examples", metavar="FILE",  # label by example (openvocab.example_files)
+                   help="labelled examples of more classes: a COCO JSON (boxes/masks on reference images) or a folder "
+                        "of <class>/ crops; needs a config with an exemplar_detector (e.g. tiny_examples)")
     p.add_argument("--formats", default="coco,jsonl",
                    help=f"comma list of {','.join(f for f in FORMAT_NAMES if f != 'vis')} (default coco,jsonl)")
     p.add_argument("--vis", action="store_true", help="also write overlay pictures to OUT/vis/")

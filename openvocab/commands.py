@@ -10,13 +10,14 @@ from .config import load_config
 from .errors import RunError, UserError
 
 
-def _pipeline(args: argparse.Namespace, *, vocabulary=None, need=(), without=(), options=()):
+def _pipeline(args: argparse.Namespace, *, vocabulary=None, need=(), without=(), options=(), examples=None):
     from .build import build_pipeline
 
     cfg = load_config(args.config, list(args.cfg_options or []) + list(options))
     try:
         pipe = build_pipeline(cfg, vocabulary=vocabulary, device=args.device, precision=args.precision,
-                              without=without, caption_tags=getattr(args, "caption_tags", None) or None)
+                              without=without, caption_tags=getattr(args, "caption_tags", None) or None,
+                              examples=examples)
     except (KeyError, ValueError, TypeError) as e:
         raise UserError(f"{args.config}: cannot build the pipeline ({e})") from None
     for stage in need:
@@ -35,7 +36,12 @@ def label(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from None
     if args.resume and args.overwrite:
         raise UserError("--resume and --overwrite exclude each other")
-    cfg, pipe = _pipeline(args, vocabulary=args.vocab)
+    examples = None
+    if getattr(args, "examples", None):  # label by example: read and checked before any model loads
+        from .example_files import read_examples
+
+        examples = read_examples(args.examples, max_pixels=args.max_pixels)
+    cfg, pipe = _pipeline(args, vocabulary=args.vocab, examples=examples)
     if args.fps is not None and args.stride is not None:
         raise UserError("--fps and --stride exclude each other")
     video = VideoOptions.from_config(cfg, fps=args.fps, stride=args.stride)
@@ -46,6 +52,8 @@ def label(args: argparse.Namespace) -> int:
                       workers=args.workers, resume=args.resume, overwrite=args.overwrite, max_pixels=args.max_pixels,
                       progress=not args.no_progress, engine=args.engine, ray=ray,
                       writer_options=_writer_options(cfg, args), image_root=args.image_root, video=video)
+    for note in summary.notes:  # e.g. label by example's calibrated thresholds
+        print(note, file=sys.stderr)
     rate = summary.labeled / summary.seconds if summary.seconds else 0.0
     frames = f", {summary.frames} video frames" if summary.videos else ""
     print(f"labeled {summary.labeled} {'inputs' if summary.videos else 'images'}{frames} ({summary.skipped} already "
@@ -124,7 +132,8 @@ def _per_image(args: argparse.Namespace, pipe, show) -> int:
 def tag(args: argparse.Namespace) -> int:
     language = [f"tagger.tag_language={args.tag_language}"] if args.tag_language else []
     _, pipe = _pipeline(args, need=("tagger",), options=language,
-                        without=("detector", "mask_head", "segmenter", "stuff_segmenter", "captioner"))
+                        without=("detector", "mask_head", "segmenter", "stuff_segmenter", "captioner",
+                                 "exemplar_detector"))
 
     def show(f, img, info) -> None:
         (result,) = pipe.run([img], [info])  # the pipeline's steps (a tagger only)
@@ -138,7 +147,8 @@ def tag(args: argparse.Namespace) -> int:
 
 
 def caption(args: argparse.Namespace) -> int:
-    _, pipe = _pipeline(args, need=("captioner",), without=("detector", "mask_head", "segmenter", "stuff_segmenter"))
+    _, pipe = _pipeline(args, need=("captioner",), without=("detector", "mask_head", "segmenter", "stuff_segmenter",
+                                                             "exemplar_detector"))
 
     def show(f, img, info) -> None:
         (result,) = pipe.run([img], [info])  # the pipeline's steps: tags (if a tagger), then the caption
@@ -156,7 +166,7 @@ def detect(args: argparse.Namespace) -> int:
     # free-text grounding needs the detector only: no tagger, no mask head is built or downloaded
     _, pipe = _pipeline(args, vocabulary="object", need=("detector",),
                         without=("tagger", "boxable_filter", "mask_head", "segmenter", "stuff_segmenter", "captioner",
-                                 "caption_parser"))
+                                 "caption_parser", "exemplar_detector"))
 
     def show(f, img, info) -> None:
         try:

@@ -41,7 +41,7 @@ PIPELINE_CONFIGS = ("full_pipeline", "full_pipeline_sam", "full_pipeline_sam2", 
 
 #: the config keys that are pipeline stages
 STAGE_KEYS = ("tagger", "boxable_filter", "detector", "mask_head", "segmenter", "stuff_segmenter", "captioner",
-              "tracker")  # tracker: how videos are tracked (openvocab.video; swapped whole like a stage)
+              "tracker", "exemplar_detector")  # tracker: how videos are tracked (openvocab.video; swapped whole like a stage)
 #: top-level keys a pipeline config may leave out and an override may still set
 OPTIONAL_KEYS = STAGE_KEYS + ("vocabulary", "device", "precision", "batch_size", "clip_boxes", "writers",
                                "video")  # video: frame sampling and scene cuts (openvocab.video)

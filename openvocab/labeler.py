@@ -25,6 +25,7 @@ from PIL import Image
 from .config import DEFAULT_CONFIG, UserError, load_config
 from .labeled import LabeledImage
 from .build import build_pipeline
+from .exemplars import check_examples, with_example_classes
 from .pipeline import Pipeline, parse_vocabulary
 from .structures import Detections, ImageInfo, ImageResult, Instances
 
@@ -94,12 +95,15 @@ class Labeler:
         return self
 
     def label(self, images: ImageInput | Sequence[ImageInput], *, vocabulary: Sequence[str] | str | None = None,
-              progress: Optional[ProgressCallback] = None) -> LabeledImage | list[LabeledImage]:
+              progress: Optional[ProgressCallback] = None, examples: Any = None) -> LabeledImage | list[LabeledImage]:
         """Label one image (a path, an RGB ``uint8`` array, a PIL image) or a list of them.
 
         Args:
             vocabulary: this call's classes instead of the tagger's tags (``"cat, dog"`` or a list).
             progress: called as ``progress(fraction_done, what)`` before each step (loading, each stage).
+            examples: label by example: this call's labelled examples (an :class:`openvocab.examples.ExampleSet`, or
+                an examples file or folder as ``--examples`` takes) instead of the pipeline's; their classes join
+                the class list after the vocabulary's. Needs a pipeline with an exemplar detector.
 
         Returns:
             one :class:`LabeledImage` for one image, a list for a list. A file that is not a readable image
@@ -109,6 +113,7 @@ class Labeler:
         items = [images] if single else list(images)
         report = progress or (lambda fraction, what: None)
         vocab = None if vocabulary is None else parse_vocabulary(vocabulary)
+        examples = _examples(self.pipeline, examples)  # label by example
         loaded = [_to_image(x, i) for i, x in enumerate(items)]
         report(0.0, "loading the models")
         self.pipeline.setup()
@@ -121,9 +126,12 @@ class Labeler:
                 report((steps * b + k) / (steps * len(batches)),
                        f"{what} ({b * self.batch_size + n}/{len(loaded)})" if len(loaded) > 1 else what)
 
-            out += pipe.run([a for a, _ in batch], [info for _, info in batch], vocabulary=vocab, on_step=step)
+            out += pipe.run([a for a, _ in batch], [info for _, info in batch], vocabulary=vocab, on_step=step,
+                            examples=examples)
         report(1.0, "done")
         classes = vocab if vocab is not None else pipe.class_names()
+        if examples is not None and (classes is not None or pipe.tagger is None or vocab is not None):
+            classes = with_example_classes(classes or [], examples)  # the examples' classes after the vocabulary
         classes = None if classes is None else tuple(classes)
         labeled = [LabeledImage(result=r, image=a, classes=classes) for r, (a, _) in zip(out, loaded)]
         return labeled[0] if single else labeled
@@ -210,6 +218,22 @@ class Labeler:
                        batch_size=job_options.pop("batch_size", self.batch_size), resume=resume, overwrite=overwrite,
                        progress=progress, writer_options=job_options.pop("writer_options", self.writer_options),
                        video=job_options.pop("video", self.video), **job_options)
+
+
+def _examples(pipe: Pipeline, examples: Any) -> Any:
+    """A call's examples as an :class:`~openvocab.examples.ExampleSet` (read from a file or folder when given one),
+    checked against the pipeline."""
+    if examples is None:
+        return None
+    if isinstance(examples, (str, os.PathLike)):
+        from .example_files import read_examples
+
+        examples = read_examples(examples)
+    check_examples(examples)
+    if pipe.exemplar_detector is None:
+        raise UserError("this pipeline has no exemplar detector, so no labelling by example: choose a config with "
+                        "an exemplar_detector (e.g. tiny_examples)")
+    return examples
 
 
 def _to_image(x: ImageInput, index: int) -> tuple[np.ndarray, ImageInfo]:

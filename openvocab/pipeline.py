@@ -30,31 +30,21 @@ from .batch import BatchState, PreparedImage
 from .boxes import clip_detections, clip_instances
 from .cpu import compute_turn, configure_torch_threads
 from .dtypes import PRECISIONS  # noqa: F401  (re-exported: the one table lives in openvocab.dtypes)
-from .pipeline_args import (check_device, check_stages, describe_stage, from_old_prompt_builder,  # noqa: F401
-                            parse_vocabulary, prepared_for)  # (check_device, parse_vocabulary: re-exported)
-from .registry import BOXABLE_FILTERS, CAPTIONERS, DETECTORS, MASK_HEADS, SEGMENTERS, TAGGERS, TOOLS
-from .stages import BoxableFilter, Captioner, CaptionParser, Detector, MaskHead, Segmenter, Tagger, overrides_prepare
+from .pipeline_args import (build_stage, check_device, check_stages, describe_stage,  # noqa: F401
+                            from_old_prompt_builder, parse_vocabulary, prepared_for, same_model)
+# (check_device, parse_vocabulary: re-exported)
+from .exemplars import (check_examples, check_exemplar_stage, keep_example_masks, locate_examples,  # label by example
+                        with_example_classes)
+from .registry import (BOXABLE_FILTERS, CAPTIONERS, DETECTORS, EXEMPLAR_DETECTORS, MASK_HEADS, SEGMENTERS, TAGGERS,
+                       TOOLS)
+from .stages import (BoxableFilter, Captioner, CaptionParser, Detector, ExemplarDetector, MaskHead, Segmenter, Tagger,
+                     overrides_prepare)
 from .structures import Detections, ImageInfo, ImageResult, Instances, Regions, Tag, Tags, TagSource
 
 
 
-def _same_model(tagger_cfg: Any, captioner_cfg: Any, tagger: Any) -> bool:
-    """Whether the captioner's config names the tagger's own model (Tag2Text as both): same class, same options."""
-    if not (isinstance(tagger_cfg, dict) and isinstance(captioner_cfg, dict)) or tagger is None:
-        return False
-    cls = CAPTIONERS.get(captioner_cfg.get("type", "")) if isinstance(captioner_cfg.get("type"), str) else None
-    same = {k: v for k, v in captioner_cfg.items() if k != "type"} == {k: v for k, v in tagger_cfg.items() if k != "type"}
-    return cls is type(tagger) and same
-
-
-def _build(registry, cfg: Any):
-    if cfg is None or not isinstance(cfg, dict):
-        return cfg
-    return registry.build(dict(cfg))
-
-
 #: the model stages, in dataflow order (``boxable_filter`` and ``caption_parser`` are plain rules, not models)
-MODEL_STAGES = ("tagger", "captioner", "detector", "mask_head", "segmenter", "stuff_segmenter")
+MODEL_STAGES = ("tagger", "captioner", "detector", "mask_head", "segmenter", "stuff_segmenter", "exemplar_detector")
 
 
 class Pipeline:
@@ -70,6 +60,8 @@ class Pipeline:
         caption_tags: tags that steer every image's caption (``--caption-tags``).
         caption_parser: turns each caption into more tags (a ``CaptionParser`` such as ``SpacyCaptionParser``,
             or its config in ``TOOLS``): they join the image's tags (source ``caption``) before detection.
+        exemplar_detector / examples: label by example (:mod:`openvocab.exemplars`): the stage that finds more of
+            the labelled ``examples`` (an :class:`openvocab.examples.ExampleSet`) in the ``locate`` step.
         vocabulary: user classes used instead of a tagger (``--vocab``); with a tagger they are
             added to its tags.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
@@ -85,7 +77,8 @@ class Pipeline:
                  captioner: Captioner | dict | None = None, caption_tags: Sequence[str] | str | None = None,
                  caption_parser: CaptionParser | dict | None = None,
                  vocabulary: Sequence[str] | str | None = None, device: str = "cpu",
-                 precision: str = "fp32", clip_boxes: bool = True, prompt_builder: Any = None) -> None:
+                 precision: str = "fp32", clip_boxes: bool = True, prompt_builder: Any = None,
+                 exemplar_detector: ExemplarDetector | dict | None = None, examples: Any = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
         check_device(device)
@@ -96,21 +89,24 @@ class Pipeline:
         self.stage_configs = {name: describe_stage(cfg) for name, cfg in (
             ("tagger", tagger), ("boxable_filter", boxable_filter), ("detector", detector), ("mask_head", mask_head),
             ("segmenter", segmenter), ("stuff_segmenter", stuff_segmenter), ("captioner", captioner),
-            ("caption_parser", caption_parser)) if cfg is not None}
+            ("caption_parser", caption_parser), ("exemplar_detector", exemplar_detector)) if cfg is not None}
         self.caption_tags = parse_vocabulary(caption_tags) if caption_tags else None
         if self.caption_tags:
             self.stage_configs["caption_tags"] = {"tags": list(self.caption_tags)}
-        self.tagger: Optional[Tagger] = _build(TAGGERS, tagger)
-        self.boxable_filter: Optional[BoxableFilter] = _build(BOXABLE_FILTERS, boxable_filter)
-        self.detector: Optional[Detector] = _build(DETECTORS, detector)
-        self.mask_head: Optional[MaskHead] = _build(MASK_HEADS, mask_head)
-        self.segmenter: Optional[Segmenter] = _build(SEGMENTERS, segmenter)
-        self.stuff_segmenter: Optional[Segmenter] = _build(SEGMENTERS, stuff_segmenter)
-        self.captioner: Optional[Captioner] = (self.tagger if _same_model(tagger, captioner, self.tagger)
-                                               else _build(CAPTIONERS, captioner))
-        self.caption_parser: Optional[CaptionParser] = _build(TOOLS, caption_parser)
+        self.tagger: Optional[Tagger] = build_stage(TAGGERS, tagger)
+        self.boxable_filter: Optional[BoxableFilter] = build_stage(BOXABLE_FILTERS, boxable_filter)
+        self.detector: Optional[Detector] = build_stage(DETECTORS, detector)
+        self.mask_head: Optional[MaskHead] = build_stage(MASK_HEADS, mask_head)
+        self.segmenter: Optional[Segmenter] = build_stage(SEGMENTERS, segmenter)
+        self.stuff_segmenter: Optional[Segmenter] = build_stage(SEGMENTERS, stuff_segmenter)
+        self.captioner: Optional[Captioner] = (self.tagger if same_model(tagger, captioner, self.tagger)
+                                               else build_stage(CAPTIONERS, captioner))
+        self.caption_parser: Optional[CaptionParser] = build_stage(TOOLS, caption_parser)
+        self.exemplar_detector: Optional[ExemplarDetector] = build_stage(EXEMPLAR_DETECTORS, exemplar_detector)
         self.vocabulary = parse_vocabulary(vocabulary) if vocabulary else None
+        self.examples = check_examples(examples)
         check_stages(self)
+        check_exemplar_stage(self)
         self.device = device
         self.precision = precision
         self.clip_boxes = bool(clip_boxes)
@@ -178,7 +174,7 @@ class Pipeline:
     def class_names(self) -> Optional[list[str]]:
         """The job's classes in a fixed order: the vocabulary's order (after the tagger's own tags, when
         both are used); ``None`` when the tagger cannot list its tags in advance."""
-        vocab = list(self.vocabulary or [])
+        vocab = with_example_classes(self.vocabulary or [], self.examples)  # example classes after the vocabulary
         if self.tagger is None:
             return vocab or None
         names = self.tagger.class_names
@@ -334,16 +330,17 @@ class Pipeline:
 
     def start(self, images: Sequence[np.ndarray], infos: Sequence[ImageInfo],
               prepared: Optional[Sequence[PreparedImage]] = None, *,
-              vocabulary: Sequence[str] | str | None = None) -> BatchState:
+              vocabulary: Sequence[str] | str | None = None, examples: Any = None) -> BatchState:
         """A batch of RGB uint8 images (already EXIF-rotated), ready for the steps; ``vocabulary``: this batch's
-        classes instead of the tagger's tags and the pipeline's vocabulary."""
+        classes instead of the tagger's tags and the pipeline's vocabulary; ``examples``: its labelled examples
+        instead of the pipeline's."""
         if len(images) != len(infos) or (prepared is not None and len(prepared) != len(images)):
             raise ValueError(f"{len(images)} images but {len(infos)} infos"
                              + ("" if prepared is None else f" and {len(prepared)} prepared inputs"))
         vocab = None if vocabulary is None else tuple(parse_vocabulary(vocabulary))
         self.setup()
         return BatchState(images=list(images), infos=list(infos), prepared=None if prepared is None else list(prepared),
-                          vocabulary=vocab)
+                          vocabulary=vocab, examples=check_examples(examples))
 
     def tag(self, state: BatchState) -> BatchState:
         """Step 1: each image's tags (tagger and/or vocabulary), boxable marked."""
@@ -375,18 +372,20 @@ class Pipeline:
         return Tags(tuple(tags) + tuple(extra)) if extra else tags
 
     def locate(self, state: BatchState) -> BatchState:
-        """Step 3: boxes of the boxable tags (detector), or boxes and masks (segmenter)."""
+        """Step 3: boxes of the boxable tags (detector), or boxes and masks (segmenter); then the exemplar stage's."""
         images, prepared = state.images, state.prepared
         if self.segmenter is not None:
             found = self.segment_tags(images, state.tags, prepared)
-            return replace(state, detections=[f.detections for f in found], regions=[f.regions for f in found])
-        return replace(state, detections=self.detect(images, state.tags, prepared))
+            state = replace(state, detections=[f.detections for f in found], regions=[f.regions for f in found])
+        else:
+            state = replace(state, detections=self.detect(images, state.tags, prepared))
+        return locate_examples(self, state)  # label by example (openvocab.exemplars)
 
     def finish(self, state: BatchState) -> list[ImageResult]:
         """Step 4: the mask head on the located boxes, then the stuff segmenter; the results."""
         images, prepared, dets, regions = state.images, state.prepared, state.detections, state.regions
         if regions is None:
-            regions = self.segment(images, dets, prepared)
+            regions = keep_example_masks(state, self.segment(images, dets, prepared))  # label by example
         if self.stuff_segmenter is not None:
             stuff = self.segment_tags(images, state.tags, prepared, stuff=True)
             both = [Instances.concatenate([Instances(d, r if r is not None else Regions()), s])
@@ -398,10 +397,10 @@ class Pipeline:
 
     def run(self, images: Sequence[np.ndarray], infos: Sequence[ImageInfo],
             prepared: Optional[Sequence[PreparedImage]] = None, *, vocabulary: Sequence[str] | str | None = None,
-            on_step: Optional[Callable[[int, str], None]] = None) -> list[ImageResult]:
+            on_step: Optional[Callable[[int, str], None]] = None, examples: Any = None) -> list[ImageResult]:
         """Label a batch of RGB uint8 images (already EXIF-rotated): every step in turn, in this thread.
         ``on_step(k, step)`` is called before step ``k`` of :attr:`STEPS` (progress reports)."""
-        state: Any = self.start(images, infos, prepared, vocabulary=vocabulary)
+        state: Any = self.start(images, infos, prepared, vocabulary=vocabulary, examples=examples)
         for k, step in enumerate(self.STEPS):
             if on_step is not None:
                 on_step(k, step)

@@ -9,6 +9,7 @@ from typing import Any, Optional, Sequence
 import torch
 
 from .batch import PreparedImage
+from .registry import CAPTIONERS
 from .stages import overrides_prepare
 
 
@@ -53,11 +54,12 @@ def check_stages(pipe: Any) -> None:
     if pipe.segmenter is not None and (pipe.detector is not None or pipe.mask_head is not None):
         raise ValueError("A segmenter replaces detector + mask head: configure either a segmenter or a "
                          "detector (and mask head), not both")
-    if pipe.tagger is None and pipe.vocabulary is None and (pipe.detector is not None or pipe.segmenter is not None):
+    if pipe.tagger is None and pipe.vocabulary is None and getattr(pipe, "exemplar_detector", None) is None and (
+            pipe.detector is not None or pipe.segmenter is not None):
         raise ValueError(f"A {'detector' if pipe.detector is not None else 'segmenter'} needs tags: configure a "
                          "tagger or give a vocabulary (--vocab)")
-    if pipe.mask_head is not None and pipe.detector is None:
-        raise ValueError("A mask head needs a detector to prompt it with boxes")
+    if pipe.mask_head is not None and pipe.detector is None and getattr(pipe, "exemplar_detector", None) is None:
+        raise ValueError("A mask head needs a detector (or an exemplar detector) to prompt it with boxes")
     if pipe.stuff_segmenter is not None:
         if pipe.tagger is None:
             raise ValueError("A stuff segmenter segments the tagger's tags that are not boxable: configure a "
@@ -95,3 +97,19 @@ def from_old_prompt_builder(prompt_builder: Any, boxable_filter: Any) -> Any:
     if boxable_filter is None:
         return cfg.get("boxable_filter")
     return boxable_filter
+
+
+def same_model(tagger_cfg: Any, captioner_cfg: Any, tagger: Any) -> bool:
+    """Whether the captioner's config names the tagger's own model (Tag2Text as both): same class, same options."""
+    if not (isinstance(tagger_cfg, dict) and isinstance(captioner_cfg, dict)) or tagger is None:
+        return False
+    cls = CAPTIONERS.get(captioner_cfg.get("type", "")) if isinstance(captioner_cfg.get("type"), str) else None
+    same = {k: v for k, v in captioner_cfg.items() if k != "type"} == {k: v for k, v in tagger_cfg.items() if k != "type"}
+    return cls is type(tagger) and same
+
+
+def build_stage(registry, cfg: Any):
+    """A stage from its config dict (an instance, or ``None``, as given)."""
+    if cfg is None or not isinstance(cfg, dict):
+        return cfg
+    return registry.build(dict(cfg))

@@ -111,6 +111,8 @@ SEGMENTERS = Registry("segmenter", scope=SCOPE)
 #: Video frames + the pipeline's keyframe results -> object tracks (:mod:`openvocab.video.tracking`: ByteTrack here;
 #: SAM 2 / SAM 3 video models registered by ``grounding.video``).
 TRACKERS = Registry("tracker", scope=SCOPE, locations=["openvocab.video.bytetrack"])
+#: Images + labelled examples -> boxes (and masks) of the examples' classes (:class:`openvocab.stages.ExemplarDetector`).
+EXEMPLAR_DETECTORS = Registry("exemplar detector", scope=SCOPE)
 #: Image (+ its tags) -> a caption (e.g. Tag2Text, Florence-2).
 CAPTIONERS = Registry("captioner", scope=SCOPE)
 #: :class:`openvocab.structures.ImageResult` -> files (COCO, JSONL, YOLO, LabelMe, overlays).
@@ -146,6 +148,7 @@ ALL_REGISTRIES = {
     "mask_heads": MASK_HEADS,
     "segmenters": SEGMENTERS,
     "trackers": TRACKERS,
+    "exemplar_detectors": EXEMPLAR_DETECTORS,
     "captioners": CAPTIONERS,
     "writers": WRITERS,
     "text_encoders": TEXT_ENCODERS,

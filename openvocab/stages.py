@@ -23,6 +23,7 @@ import numpy as np
 from .structures import Detections, Instances, Regions, Tags
 
 if TYPE_CHECKING:
+    from .examples import ExampleMatches, ExampleSet
     from .hub import RemoteFile, RemoteRepo
 
 
@@ -170,6 +171,30 @@ class Segmenter(Stage):
     def segment(self, images: Sequence[np.ndarray], tag_names: Sequence[Sequence[str]],
                 prepared: Optional[Sequence[Any]] = None) -> list[Instances]:
         """Instances of ``tag_names[i]`` in ``images[i]``; every label is one of ``tag_names[i]`` as given."""
+
+
+class ExemplarDetector(Stage):
+    """Images + labelled examples -> boxes (and masks) of the examples' classes: label by example ("find all
+    like this"; :mod:`openvocab.examples`).
+
+    The pipeline runs it in its ``locate`` step beside the detector (or segmenter) and on every image, with the
+    job's :class:`~openvocab.examples.ExampleSet`; its boxes join the detector's, are clipped like them and, when
+    the pipeline has a mask head, segmented by it like them. Boxes are xyxy in original-image pixels.
+    """
+
+    #: whether :meth:`detect_examples` gives masks (without a mask head, the pipeline then keeps them)
+    gives_masks: bool = False
+
+    def prepare_examples(self, examples: "ExampleSet") -> list[str]:
+        """Compute what ``examples`` need once (query embeddings, prototypes, thresholds) and return lines for
+        the job's log (e.g. calibrated thresholds). The job calls it before the first image; otherwise the first
+        :meth:`detect_examples` does. The default computes nothing."""
+        return []
+
+    @abc.abstractmethod
+    def detect_examples(self, images: Sequence[np.ndarray], examples: "ExampleSet",
+                        prepared: Optional[Sequence[Any]] = None) -> list["ExampleMatches"]:
+        """Instances of ``examples.classes`` in each image; every label is one of them, spelled as given."""
 
 
 @dataclass(frozen=True)

@@ -65,3 +65,11 @@ def hf_models(tmp_path_factory, parity_dir, bpe_files) -> dict[str, Path]:
             "omdet": hf_tiny.omdet(root / "omdet", bpe_files),
             **{kind: hf_tiny.sam(root / kind, kind) for kind in ("sam", "sam_hq", "sam2")},
             "sam3": hf_tiny.sam3(root / "sam3", bpe_files), "clipseg": hf_tiny.clipseg(root / "clipseg", bpe_files)}
+
+
+@pytest.fixture(scope="session")
+def exemplar_models(tmp_path_factory, bpe_files) -> dict[str, Path]:
+    """Tiny random transformers models of the label-by-example stages (tests/exemplar_tiny.py): name -> folder."""
+    import exemplar_tiny
+
+    return exemplar_tiny.models(tmp_path_factory.mktemp("exemplar_models"), bpe_files)

@@ -24,9 +24,10 @@ def file_fingerprint(path: os.PathLike | str, sha256: Optional[str] = None) -> d
 
 
 def job_fingerprint(*, stages: dict, vocabulary: Optional[Sequence[str]], precision: str, clip_boxes: bool,
-                    files: Sequence[tuple[Any, Path]] = ()) -> dict:
+                    files: Sequence[tuple[Any, Path]] = (), examples: Any = None) -> dict:
     """The fingerprint (JSON-safe) of a pipeline: ``stages`` are its stage configs, ``files`` the ``(spec, path)``
-    pairs :func:`openvocab.hub.recording` collected while it was set up."""
+    pairs :func:`openvocab.hub.recording` collected while it was set up, ``examples`` its labelled examples (an
+    :class:`openvocab.examples.ExampleSet`: by content, :meth:`~openvocab.examples.ExampleSet.fingerprint`)."""
     seen, model_files = set(), []
     for spec, path in files:
         fp = file_fingerprint(path, getattr(spec, "sha256", None))
@@ -34,9 +35,12 @@ def job_fingerprint(*, stages: dict, vocabulary: Optional[Sequence[str]], precis
         if key not in seen:
             seen.add(key)
             model_files.append(fp)
-    return {"stages": _jsonable(stages), "vocabulary": list(vocabulary) if vocabulary else None,
-            "precision": precision, "clip_boxes": bool(clip_boxes),
-            "model_files": sorted(model_files, key=lambda f: f["name"])}
+    out = {"stages": _jsonable(stages), "vocabulary": list(vocabulary) if vocabulary else None,
+           "precision": precision, "clip_boxes": bool(clip_boxes),
+           "model_files": sorted(model_files, key=lambda f: f["name"])}
+    if examples is not None:  # label by example (a job without examples keeps the fingerprint it always had)
+        out["examples"] = examples.fingerprint()
+    return out
 
 
 def describe_changes(old: dict, new: dict) -> list[str]:
@@ -44,6 +48,8 @@ def describe_changes(old: dict, new: dict) -> list[str]:
     out: list[str] = []
     if old.get("vocabulary") != new.get("vocabulary"):
         out.append(_vocab_change(old.get("vocabulary"), new.get("vocabulary")))
+    if (old.get("examples") or {}).get("digest") != (new.get("examples") or {}).get("digest"):
+        out.append(f"examples: {_examples(old.get('examples'))} -> {_examples(new.get('examples'))}")
     a, b = _flatten(old.get("stages", {})), _flatten(new.get("stages", {}))
     for key in sorted(set(a) | set(b)):
         if a.get(key, _MISSING) != b.get(key, _MISSING):
@@ -73,6 +79,13 @@ _MISSING = _Missing()
 
 def _show(v: Any) -> str:
     return repr(v) if len(repr(v)) <= 60 else repr(v)[:57] + "..."
+
+
+def _examples(fp: Optional[dict]) -> str:
+    if not fp:
+        return "none"
+    return (f"{fp.get('examples')} examples of {len(fp.get('classes', []))} classes from {fp.get('source') or '?'} "
+            f"(content {str(fp.get('digest'))[:12]})")
 
 
 def _vocab_change(old, new) -> str:

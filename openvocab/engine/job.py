@@ -20,6 +20,7 @@ from typing import Callable, Mapping, Optional, Sequence
 
 from .. import __version__, hub
 from ..errors import UserError
+from ..exemplars import prepare_examples
 from ..image_root import common_root, outside_root
 from ..images import ImageLoadError, load_image
 from ..inputs import InputItem, collect_inputs
@@ -65,6 +66,7 @@ class JobSummary:
         kept: finished images in the record that are not inputs of this run (kept, not in the outputs).
         videos / frames: video inputs of this run, and frames this run labeled in them (videos count as inputs in
             ``total``/``labeled``/``skipped`` too).
+        notes: lines for the job's log from its stages (label by example: the exemplar stage's calibration).
     """
 
     total: int = 0
@@ -75,6 +77,7 @@ class JobSummary:
     seconds: float = 0.0
     videos: int = 0
     frames: int = 0
+    notes: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -204,8 +207,10 @@ def _run(pipeline: Pipeline, inputs: Sequence[str], out: Path, state: JobState, 
     with hub.recording() as files:
         setup_pipeline(pipeline)  # a missing checkpoint stops the job here, before any output is touched
     videos.setup(pipeline)  # [video] the tracker (its files are kept apart from the image fingerprint)
+    notes = _prepare_examples(pipeline)  # label by example: what the examples need, once, before any image
     fingerprint = job_fingerprint(stages=pipeline.stage_configs, vocabulary=pipeline.vocabulary,
-                                  precision=pipeline.precision, clip_boxes=pipeline.clip_boxes, files=files)
+                                  precision=pipeline.precision, clip_boxes=pipeline.clip_boxes, files=files,
+                                  examples=pipeline.examples)
     meta, owned = _check_reuse(state, out, fingerprint, resume=resume, overwrite=overwrite, owned=owned)
     if resume:
         videos.check_resume(meta.get("video"))  # [video]
@@ -220,7 +225,7 @@ def _run(pipeline: Pipeline, inputs: Sequence[str], out: Path, state: JobState, 
     done = state.done_keys(i.key for i in items)
     todo = [i for i in items if i.key not in done]
     summary = JobSummary(total=len(items) + len(problems), skipped=len(items) - len(todo),
-                         kept=max(0, state.count() - len(done)), videos=len(videos.videos))
+                         kept=max(0, state.count() - len(done)), videos=len(videos.videos), notes=notes)
     video_keys = {i.key for i in videos.videos}
     if summary.kept:
         log.warning("%d finished images in %s are not inputs of this run: kept in the record, left out of the "
@@ -261,6 +266,17 @@ def _run(pipeline: Pipeline, inputs: Sequence[str], out: Path, state: JobState, 
     summary.failed = job_failures(state, items, problems)
     summary.seconds = time.monotonic() - start
     return summary
+
+
+def _prepare_examples(pipeline: Pipeline) -> list[str]:
+    """The exemplar stage's work on the job's examples (:func:`openvocab.exemplars.prepare_examples`), logged."""
+    try:
+        notes = prepare_examples(pipeline)
+    except ValueError as e:
+        raise JobError(f"cannot use the examples: {e}") from None
+    for line in notes:
+        log.info("%s", line)
+    return notes
 
 
 def setup_pipeline(pipeline: Pipeline) -> Pipeline:
