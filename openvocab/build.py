@@ -67,7 +67,8 @@ def build_pipeline(cfg, *, vocabulary: Sequence[str] | str | None = None, device
         exemplar_detector=stage("exemplar_detector"), examples=examples,
         prompt_builder=_to_dict(get("prompt_builder", None)),
         vocabulary=vocab, device=device or get("device", "cpu"),
-        precision=precision or get("precision", "fp32"), clip_boxes=get("clip_boxes", True))
+        precision=precision or get("precision", "fp32"), clip_boxes=get("clip_boxes", True),
+        cpu_turns=get("cpu_turns", True))
     pipe.build_spec = PipelineSpec(config=_plain(cfg), vocabulary=vocabulary, device=device, precision=precision,
                                    no_tagger=no_tagger, without=tuple(without), caption_tags=caption_tags,
                                    examples=examples)

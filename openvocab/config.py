@@ -43,7 +43,7 @@ PIPELINE_CONFIGS = ("full_pipeline", "full_pipeline_sam", "full_pipeline_sam2", 
 STAGE_KEYS = ("tagger", "boxable_filter", "detector", "mask_head", "segmenter", "stuff_segmenter", "captioner",
               "tracker", "exemplar_detector")  # tracker: how videos are tracked (openvocab.video; swapped whole like a stage)
 #: top-level keys a pipeline config may leave out and an override may still set
-OPTIONAL_KEYS = STAGE_KEYS + ("vocabulary", "device", "precision", "batch_size", "clip_boxes", "writers",
+OPTIONAL_KEYS = STAGE_KEYS + ("vocabulary", "device", "precision", "batch_size", "clip_boxes", "cpu_turns", "writers",
                                "video")  # video: frame sampling and scene cuts (openvocab.video)
 #: keys an override may never set: they import Python code or switch registries (a config file you name may)
 IMPORTING_KEYS = ("custom_imports", "_base_", "_scope_")

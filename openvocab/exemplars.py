@@ -16,7 +16,6 @@ from dataclasses import replace
 from typing import Any, Optional, Sequence
 
 import numpy as np
-import torch
 
 from .batch import BatchState
 from .boxes import clip_detections, clip_instances
@@ -66,7 +65,7 @@ def prepare_examples(pipe: Any, examples: Optional[ExampleSet] = None) -> list[s
     if pipe.exemplar_detector is None or examples is None:
         return []
     pipe.setup()
-    with torch.inference_mode(), pipe.autocast():
+    with pipe.model_call():
         return list(pipe.exemplar_detector.prepare_examples(examples))
 
 
@@ -80,7 +79,7 @@ def locate_examples(pipe: Any, state: BatchState) -> BatchState:
     kwargs = {}
     if state.prepared is not None and overrides_prepare(stage):
         kwargs["prepared"] = [p.exemplar_detector for p in state.prepared]
-    with torch.inference_mode(), pipe.autocast():
+    with pipe.model_call():
         found = stage.detect_examples(images, examples, **kwargs)
     if len(found) != len(images) or not all(isinstance(f, ExampleMatches) for f in found):
         raise ValueError(f"{type(stage).__name__}.detect_examples must return one ExampleMatches per image")

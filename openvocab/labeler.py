@@ -119,7 +119,7 @@ class Labeler:
         self.pipeline.setup()
         pipe, out = self.pipeline, []
         batches = [loaded[i:i + self.batch_size] for i in range(0, len(loaded), self.batch_size)]
-        steps = len(pipe.STEPS)
+        steps = len(pipe.steps)
         for b, batch in enumerate(batches):
             def step(k: int, name: str, b: int = b, n: int = len(batch)) -> None:
                 what = pipe.STEP_TITLES.get(name, name)

@@ -67,6 +67,8 @@ class Pipeline:
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast).
         clip_boxes: clip every detector's boxes to the image (boxes left without area are dropped).
+        cpu_turns: on the CPU, stages' model calls take turns (:func:`openvocab.cpu.compute_turn`); ``False`` for
+            stages whose calls wait on something other than the cores (a remote service).
         prompt_builder: deprecated (prompts are the detector's business): a ``TagPromptBuilder`` config's
             ``boxable_filter`` is taken as the boxable filter stage.
     """
@@ -77,7 +79,7 @@ class Pipeline:
                  captioner: Captioner | dict | None = None, caption_tags: Sequence[str] | str | None = None,
                  caption_parser: CaptionParser | dict | None = None,
                  vocabulary: Sequence[str] | str | None = None, device: str = "cpu",
-                 precision: str = "fp32", clip_boxes: bool = True, prompt_builder: Any = None,
+                 precision: str = "fp32", clip_boxes: bool = True, cpu_turns: bool = True, prompt_builder: Any = None,
                  exemplar_detector: ExemplarDetector | dict | None = None, examples: Any = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
@@ -110,6 +112,7 @@ class Pipeline:
         self.device = device
         self.precision = precision
         self.clip_boxes = bool(clip_boxes)
+        self.cpu_turns = bool(cpu_turns)
         self._boxable: dict[str, bool] = {}
         self._ready = False
         #: set by :func:`openvocab.build.build_pipeline`: how to build this pipeline again elsewhere (Ray actors)
@@ -196,7 +199,8 @@ class Pipeline:
     def model_call(self):
         """Around every stage's model call: no autograd, the precision's autocast, and on the CPU the process's
         compute turn (:func:`openvocab.cpu.compute_turn`: one model at a time, each with every core)."""
-        with torch.inference_mode(), self.autocast(), compute_turn(self.device):
+        turn = compute_turn(self.device) if self.cpu_turns else contextlib.nullcontext()
+        with torch.inference_mode(), self.autocast(), turn:
             yield
 
     def prepare(self, image: np.ndarray) -> PreparedImage:
@@ -328,6 +332,11 @@ class Pipeline:
     #: what each step does, in words (progress reports)
     STEP_TITLES = {"tag": "tagging", "caption": "captioning", "locate": "detecting", "finish": "segmenting"}
 
+    @property
+    def steps(self) -> tuple[str, ...]:
+        """The :attr:`STEPS` this pipeline runs (``caption`` only with a captioner: the others always)."""
+        return tuple(s for s in self.STEPS if s != "caption" or self.captioner is not None)
+
     def start(self, images: Sequence[np.ndarray], infos: Sequence[ImageInfo],
               prepared: Optional[Sequence[PreparedImage]] = None, *,
               vocabulary: Sequence[str] | str | None = None, examples: Any = None) -> BatchState:
@@ -399,9 +408,9 @@ class Pipeline:
             prepared: Optional[Sequence[PreparedImage]] = None, *, vocabulary: Sequence[str] | str | None = None,
             on_step: Optional[Callable[[int, str], None]] = None, examples: Any = None) -> list[ImageResult]:
         """Label a batch of RGB uint8 images (already EXIF-rotated): every step in turn, in this thread.
-        ``on_step(k, step)`` is called before step ``k`` of :attr:`STEPS` (progress reports)."""
+        ``on_step(k, step)`` is called before step ``k`` of :attr:`steps` (progress reports)."""
         state: Any = self.start(images, infos, prepared, vocabulary=vocabulary, examples=examples)
-        for k, step in enumerate(self.STEPS):
+        for k, step in enumerate(self.steps):
             if on_step is not None:
                 on_step(k, step)
             state = getattr(self, step)(state)

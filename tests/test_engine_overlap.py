@@ -1,6 +1,7 @@
 """The streamed engine finishes one batch (mask head) on its mask thread while the calling thread locates the
 next one (tagger, detector): observed with events, never timed. Results, their order and per-image failures
-are the same as in the one-at-a-time mode."""
+are the same as in the one-at-a-time mode. On the CPU the steps' model calls take turns (one at a time, each with
+every core), and the rest of the steps still overlaps."""
 from __future__ import annotations
 
 import json
@@ -68,7 +69,10 @@ def test_mask_stage_of_one_batch_overlaps_locating_the_next(toy, tmp_path):
     outs = {}
     for workers in (2, 0):
         WaitingMaskHead.wait = workers > 0  # one at a time, the wait could only time out
-        pipe = Pipeline(tagger=dict(type="BrightnessTagger"), detector=WatchedDetector(), mask_head=WaitingMaskHead())
+        # cpu_turns=False: these toy calls wait on each other, as calls to a remote service would (on the CPU,
+        # model calls take turns by default: the next test)
+        pipe = Pipeline(tagger=dict(type="BrightnessTagger"), detector=WatchedDetector(), mask_head=WaitingMaskHead(),
+                        cpu_turns=False)
         summary = run_job(pipe, [str(d)], tmp_path / f"out{workers}", workers=workers, batch_size=1, progress=False)
         assert summary.labeled == 5
         outs[workers] = _records(tmp_path / f"out{workers}")
@@ -79,6 +83,49 @@ def test_mask_stage_of_one_batch_overlaps_locating_the_next(toy, tmp_path):
     assert outs[2] == outs[0]
     assert all(len(r["detections"]) == 2 and all(x["mask"] for x in r["detections"]) for r in outs[2])
 
+
+
+def test_model_calls_on_the_cpu_take_turns_while_the_steps_overlap(toy, tmp_path):
+    """With every step on its own thread, no two stages run their model at once on the CPU (the turn), and the
+    results are the one-at-a-time mode's."""
+    import time
+
+    lock = threading.Lock()
+    inside, most, threads = [0], [0], set()
+
+    def counted(call):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+            threads.add(threading.current_thread().name)
+        try:
+            time.sleep(0.02)  # long enough for another step's call to come in, were it allowed
+            return call()
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    class Tagger(toy.BrightnessTagger):
+        def tag(self, images, prepared=None):
+            return counted(lambda: super(Tagger, self).tag(images))
+
+    class Detector(toy.CentreBoxDetector):
+        def detect(self, images, tag_names, prepared=None):
+            return counted(lambda: super(Detector, self).detect(images, tag_names, prepared))
+
+    class MaskHead(toy.BoxMaskHead):
+        def segment_batch(self, images, detections, prepared=None):
+            return counted(lambda: super(MaskHead, self).segment_batch(images, detections, prepared))
+
+    d = _folder(tmp_path, [40 + i for i in range(8)])
+    outs = {}
+    for workers in (2, 0):
+        pipe = Pipeline(tagger=Tagger(), detector=Detector(), mask_head=MaskHead())
+        assert run_job(pipe, [str(d)], tmp_path / f"out{workers}", workers=workers, progress=False).labeled == 8
+        outs[workers] = _records(tmp_path / f"out{workers}")
+    assert most[0] == 1  # never two model calls at once
+    assert {"openvocab-tag_0", "openvocab-locate_0", "openvocab-finish_0"} <= threads  # yet each on its own step
+    assert outs[2] == outs[0]
 
 def test_a_failing_image_fails_alone_in_either_step(toy, tmp_path):
     class FlakyMaskHead(toy.BoxMaskHead):

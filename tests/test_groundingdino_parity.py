@@ -124,6 +124,6 @@ def test_verify_main_without_outputs_and_beyond_tolerance(fix_a, tmp_path, capsy
     torch.save(w, tmp_path / "w2.pt")
     assert dispatch([str(tmp_path / "w2.pt")]) == 1
     assert "missing keys: feat_map.bias" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match="not a TAP or Grounding DINO"):
+    with pytest.raises(SystemExit, match="not a TAP, Grounding DINO or PSALM"):
         torch.save({"x": 1}, tmp_path / "junk.pt")
         dispatch([str(tmp_path / "junk.pt")])

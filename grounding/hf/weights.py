@@ -47,4 +47,8 @@ HF_MODELS: tuple[HFModel, ...] = (
             FLORENCE2_LICENCE),
     HFModel("florence-community/Florence-2-large", "Florence2Captioner", "a caption per image (not tag-guided)",
             FLORENCE2_LICENCE),
+    HFModel("BAAI/seggpt-vit-large", "SegGptExemplarSegmenter", "masks like the examples' masks (in-context)",
+            "Apache-2.0 (model card)"),
+    HFModel("facebook/dinov2-small", "PrototypeMatcher", "region embeddings matched to the examples' prototypes",
+            "Apache-2.0"),
 )

@@ -1,7 +1,7 @@
 """The local engine: loader threads -> the pipeline's steps, each on its own thread -> writer thread.
 
 Decoding and per-stage preprocessing run ahead in loader workers. The pipeline's steps
-(:attr:`~openvocab.pipeline.Pipeline.STEPS`: tag, locate, finish) each run on their own thread, batch after
+(:attr:`~openvocab.pipeline.Pipeline.steps`: tag, caption, locate, finish) each run on their own thread, batch after
 batch, so one batch is tagged while the one before is located and the one before that gets its masks: the
 device, or the cores, never wait for one step's pre- or post-processing. Outcomes reach the sink in input
 order; the sink writes and records them on its own thread. With ``workers=0`` and an unthreaded sink it is
@@ -59,7 +59,7 @@ def label_batch(pipeline: Pipeline, batch: Sequence[LoadedImage]) -> list[Outcom
 
 def run_steps(pipeline: Pipeline, units: list[Unit]) -> list[Unit]:
     """Every step in turn, in this thread."""
-    for step in pipeline.STEPS:
+    for step in pipeline.steps:
         units = run_step(pipeline, step, units)
     return units
 
@@ -101,9 +101,9 @@ class _Steps:
         self._pools = None
         if threaded:
             self._pools = {step: concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"openvocab-{step}")
-                           for step in pipeline.STEPS}
+                           for step in pipeline.steps}
         #: batches in flight: one per step being worked on, and one ready (memory: a few batches of images)
-        self.max_pending = len(pipeline.STEPS) + 1 if threaded else 0
+        self.max_pending = len(pipeline.steps) + 1 if threaded else 0
         self._pending: collections.deque = collections.deque()
 
     def failure(self, item: InputItem, error: str) -> None:
@@ -118,7 +118,7 @@ class _Steps:
             self._pending.append(("done", run_steps(self.pipeline, units), None))
         else:
             made: Any = None
-            for step in self.pipeline.STEPS:  # each step's thread takes the previous step's future, in batch order
+            for step in self.pipeline.steps:  # each step's thread takes the previous step's future, in batch order
                 made = self._pools[step].submit(_after, self.pipeline, step, made, units)
             self._pending.append(("future", made, None))
         self._deliver(keep=self.max_pending - 1)
